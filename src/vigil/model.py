@@ -1,0 +1,47 @@
+"""Value types shared by every stage: batches of points and rejected input.
+
+A batch of points is an Arrow table with ``POINTS_SCHEMA``; whoever receives a
+batch owns it (stages never mutate a batch they passed on).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pyarrow as pa
+
+POINTS_SCHEMA = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),
+        pa.field("ts", pa.uint32(), nullable=False),
+        pa.field("value", pa.float64(), nullable=False),
+    ]
+)
+
+EMPTY_POINTS = POINTS_SCHEMA.empty_table()
+
+# Longest example of a rejected input kept for reporting.
+REJECT_SAMPLE_BYTES = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    """One rejected input record: why, and (a prefix of) what it was."""
+
+    reason: str
+    sample: str
+
+    @classmethod
+    def of(cls, reason: str, raw: bytes | str) -> Reject:
+        """A reject keeping a printable prefix of ``raw``."""
+        if isinstance(raw, bytes):
+            raw = raw[:REJECT_SAMPLE_BYTES].decode("utf-8", "backslashreplace")
+        return cls(reason, raw[:REJECT_SAMPLE_BYTES])
+
+
+@dataclasses.dataclass(frozen=True)
+class ParseResult:
+    """What a parser made of a chunk of input: good points and rejects."""
+
+    points: pa.Table
+    rejects: list[Reject]
