@@ -26,17 +26,18 @@ REJECT_SAMPLE_BYTES = 200
 
 @dataclasses.dataclass(frozen=True)
 class Reject:
-    """One rejected input record: why, and (a prefix of) what it was."""
+    """Rejected input records sharing a reason: how many, and (a prefix of) one of them."""
 
     reason: str
     sample: str
+    count: int = 1
 
     @classmethod
-    def of(cls, reason: str, raw: bytes | str) -> Reject:
-        """A reject keeping a printable prefix of ``raw``."""
+    def of(cls, reason: str, raw: bytes | str, count: int = 1) -> Reject:
+        """A reject keeping a printable prefix of ``raw`` as its example."""
         if isinstance(raw, bytes):
             raw = raw[:REJECT_SAMPLE_BYTES].decode("utf-8", "backslashreplace")
-        return cls(reason, raw[:REJECT_SAMPLE_BYTES])
+        return cls(reason, raw[:REJECT_SAMPLE_BYTES], count)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,212 @@
+"""Settings as data: one frozen dataclass per stage, one table for every source.
+
+Each field carries its default and help text; the same table drives the TOML
+config file (section = stage), the ``VIGIL_*`` environment variables, the
+``vigil serve`` flags and ``docs/config.md``. Layers, later wins: defaults <
+config file < environment < command line, so a laptop and production differ
+in values only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+def setting(default: Any, help: str) -> Any:
+    """A settings field with its help text (shown by --help and docs/config.md)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeSettings:
+    """Where this node keeps its data and listens."""
+
+    data_dir: Path = setting(Path("vigil-data"), "Directory for stored data, ports.json and spools.")
+    bind: str = setting("127.0.0.1", "Address every listener binds to.")
+    http_port: int = setting(8080, "HTTP port (render API, events, /metrics); 0 picks a free port.")
+    node_name: str = setting("", "Name of this node in self-metrics (vigil.<node>.*); default: host name.")
+    roles: str = setting("all", "Comma-separated roles to run: all, ingest, store, query.")
+    selfmetrics_interval: float = setting(10.0, "Seconds between self-metric points written to storage.")
+
+    @property
+    def node(self) -> str:
+        """The node name, defaulting to the host's short name."""
+        return self.node_name or socket.gethostname().split(".")[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestSettings:
+    """The protocol listeners."""
+
+    graphite_port: int = setting(2003, "Graphite plaintext port, TCP and UDP; 0 picks a free port.")
+    statsd_port: int = setting(8125, "StatsD UDP port; 0 picks a free port.")
+    max_line_bytes: int = setting(8192, "Longest accepted input line; longer lines are rejected.")
+    chunk_bytes: int = setting(4 << 20, "Bytes of plaintext parsed as one columnar batch.")
+    chunk_seconds: float = setting(0.2, "Longest a partial chunk waits before it is parsed.")
+    future_seconds: int = setting(86400, "Points further in the future than this are rejected.")
+    statsd_flush_interval: float = setting(10.0, "Seconds between StatsD flushes.")
+    statsd_percentiles: str = setting("50,90,99", "Timer percentiles written at each StatsD flush.")
+    statsd_max_keys: int = setting(100_000, "Distinct StatsD keys kept per flush; more are dropped.")
+    reject_log_per_minute: int = setting(10, "Rejected lines logged per minute per reason (all are counted).")
+
+
+@dataclasses.dataclass(frozen=True)
+class BusSettings:
+    """The per-destination queues between ingest and the destinations."""
+
+    queue_bytes: int = setting(256 << 20, "Capacity of each destination's queue, in bytes.")
+    overflow: str = setting("block", "When a queue is full: block, drop_head or drop_tail.")
+
+
+@dataclasses.dataclass(frozen=True)
+class StoreSettings:
+    """The storage engine and the resolutions it keeps."""
+
+    storage_schemas: str = setting(
+        "", "Carbon storage-schemas.conf file (pattern -> retentions); empty: built-in default."
+    )
+    storage_aggregation: str = setting(
+        "", "Carbon storage-aggregation.conf file (pattern -> method); empty: built-in default."
+    )
+    batch_rows: int = setting(250_000, "Rows per insert into the engine.")
+    batch_seconds: float = setting(1.0, "Longest a partial insert batch waits.")
+    retention_interval: float = setting(600.0, "Seconds between retention sweeps.")
+
+
+@dataclasses.dataclass(frozen=True)
+class QuerySettings:
+    """Limits that keep one query from taking the node down."""
+
+    max_series: int = setting(10_000, "Most series one render target may return.")
+    max_points: int = setting(20_000_000, "Most datapoints one render response may hold.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """All settings of a node, one section per stage."""
+
+    node: NodeSettings = dataclasses.field(default_factory=NodeSettings)
+    ingest: IngestSettings = dataclasses.field(default_factory=IngestSettings)
+    bus: BusSettings = dataclasses.field(default_factory=BusSettings)
+    store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
+    query: QuerySettings = dataclasses.field(default_factory=QuerySettings)
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting as every source names it."""
+
+    section: str
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        """Its environment variable, e.g. ``VIGIL_GRAPHITE_PORT``."""
+        return "VIGIL_" + self.name.upper()
+
+    @property
+    def flag(self) -> str:
+        """Its command-line flag, e.g. ``--graphite-port``."""
+        return "--" + self.name.replace("_", "-")
+
+
+def options() -> list[Option]:
+    """Every setting, in declaration order; names are unique across sections."""
+    out = []
+    for section in dataclasses.fields(Settings):
+        cls = section.default_factory  # type: ignore[misc]
+        hints = get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            out.append(Option(section.name, f.name, hints[f.name], f.default, f.metadata["help"]))
+    return out
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot be used; the message names source and key."""
+
+
+def convert(option: Option, raw: Any, source: str) -> Any:
+    """``raw`` as the option's type, or a SettingsError naming where it came from."""
+    try:
+        if option.type is bool and isinstance(raw, str):
+            if raw.lower() not in ("1", "0", "true", "false", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("1", "true", "yes")
+        return option.type(raw)
+    except (TypeError, ValueError):
+        raise SettingsError(
+            f"{source}: {option.name} = {raw!r} is not a valid {option.type.__name__}"
+        ) from None
+
+
+def load(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Settings from defaults, a TOML config file, ``VIGIL_*`` variables and overrides.
+
+    ``overrides`` maps option names to values (the command line's flags);
+    ``None`` values are ignored so that unset flags do not mask lower layers.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Settings)}
+    by_name = {o.name: o for o in options()}
+    if config_file is not None:
+        try:
+            parsed = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise SettingsError(f"config file {config_file}: {e}") from None
+        for section, table in parsed.items():
+            if section not in values or not isinstance(table, dict):
+                raise SettingsError(f"config file {config_file}: unknown section [{section}]")
+            for key, raw in table.items():
+                option = by_name.get(key)
+                if option is None or option.section != section:
+                    raise SettingsError(f"config file {config_file}: unknown key {section}.{key}")
+                values[section][key] = convert(option, raw, f"config file {config_file}")
+    for option in by_name.values():
+        if option.env in environ:
+            values[option.section][option.name] = convert(
+                option, environ[option.env], f"environment {option.env}"
+            )
+    for key, raw in (overrides or {}).items():
+        if raw is not None:
+            option = by_name[key]
+            values[option.section][key] = convert(option, raw, f"option {option.flag}")
+    sections = {
+        f.name: f.default_factory(**values[f.name])  # type: ignore[misc]
+        for f in dataclasses.fields(Settings)
+    }
+    return Settings(**sections)
+
+
+def reference_doc() -> str:
+    """The settings reference in Markdown, as ``docs/config.md`` holds it."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `src/vigil/settings.py` (`vigil config-docs`); a test fails when",
+        "this file falls behind. Each setting can be given, later wins: in the TOML",
+        "config file (`vigil serve --config FILE`, under its `[section]`), as a `VIGIL_*`",
+        "environment variable, or as a `vigil serve` flag.",
+        "",
+    ]
+    section = ""
+    for o in options():
+        if o.section != section:
+            section = o.section
+            lines += ["", f"## [{section}]", "", "| key | flag / variable | default | meaning |"]
+            lines += ["|---|---|---|---|"]
+        default = str(o.default) if o.default != "" else "(empty)"
+        lines.append(f"| `{o.name}` | `{o.flag}` / `{o.env}` | `{default}` | {o.help} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,48 @@
+"""The embedded storage engine: chDB (ClickHouse in the process).
+
+One process owns a data directory (chDB locks it); each thread gets its own
+connection, as the engine requires for concurrent reads during inserts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import chdb
+import pyarrow as pa
+
+from vigil.store.retention import StoragePolicy
+from vigil.store.sqlstore import SqlStore
+
+
+class ChdbConnection:
+    """A chDB connection speaking the ``sqlstore.Connection`` protocol."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = chdb.connect(str(path))
+
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns nothing."""
+        self._conn.query(sql)
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        """Run a query and return an Arrow table."""
+        result: pa.Table = self._conn.query(sql, "ArrowTable")
+        return result
+
+    def insert_arrow(self, table: str, batch: pa.Table) -> None:
+        """Insert an Arrow table without serialising it (chDB reads the Python object)."""
+        columns = ", ".join(f"`{name}`" for name in batch.column_names)
+        # The Python() table function finds ``batch`` among this frame's locals.
+        self._conn.query(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(batch)")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+
+def open_embedded(data_dir: Path, policy: StoragePolicy) -> SqlStore:
+    """The point store in ``data_dir/engine``, created on first use."""
+    path = data_dir / "engine"
+    path.mkdir(parents=True, exist_ok=True)
+    return SqlStore(lambda: ChdbConnection(path), policy)

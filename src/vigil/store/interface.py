@@ -1,0 +1,57 @@
+"""The storage interface every backend implements, with its contract.
+
+Contract:
+
+- All methods are synchronous and thread-safe; callers in asyncio code run
+  them in worker threads. Writes come from one writer thread at a time.
+- ``write_points`` takes ownership of the batch (an Arrow table with
+  ``model.POINTS_SCHEMA``; timestamps already validated). It returns once the
+  engine has stored the batch, or raises ``StorageError``: then any part of the
+  batch may be stored, and the caller may retry the whole batch (a repeated
+  point is counted twice by ``sum`` rollups, so retries are bounded).
+- Time ranges are epoch seconds, ``start`` inclusive, ``end`` exclusive.
+- Reads see every batch whose ``write_points`` has returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import pyarrow as pa
+
+from vigil.query.source import Event, SeriesSource
+
+
+class StorageError(RuntimeError):
+    """The engine failed a read or write; the message says which and why."""
+
+
+class Storage(SeriesSource, Protocol):
+    """A point and event store: the query layer's ``SeriesSource`` plus writes."""
+
+    def write_points(self, batch: pa.Table) -> None:
+        """Store a batch of points (see the module contract)."""
+        ...
+
+    def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
+        """Store one timeline event and return it with its id."""
+        ...
+
+    def tag_names(self, prefix: str, expressions: Sequence[str], limit: int) -> list[str]:
+        """Tag names of tagged series (matching ``expressions`` if given), by prefix."""
+        ...
+
+    def tag_values(
+        self, tag: str, prefix: str, expressions: Sequence[str], limit: int
+    ) -> list[str]:
+        """Values of one tag over tagged series (matching ``expressions``), by prefix."""
+        ...
+
+    def sweep_retention(self, now: int) -> int:
+        """Drop partitions older than their class's retention; returns how many went."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; further calls fail."""
+        ...

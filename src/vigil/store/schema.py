@@ -1,0 +1,125 @@
+"""The tables and materialized views of the point store, as SQL for ClickHouse engines.
+
+Points enter a Null table; one view classifies them (retention class from
+storage-schemas, method from storage-aggregation, series id from the
+normalised path) into a second Null table that fans out to:
+
+- ``points``: every point at full resolution, sorted by (series id, time),
+  partitioned by (retention class, day) so that retention drops partitions;
+- ``series``: one row per series (path, class, method), read by find and tags;
+- ``rollup_<step>``: one table per coarser step, kept by the engine as data
+  arrives, holding only the aggregate the series' method needs (the others
+  stay zero and compress to nothing), plus the point count for xFilesFactor.
+"""
+
+from __future__ import annotations
+
+from vigil.store.retention import METHODS, StoragePolicy
+
+DB = "vigil"
+
+# Graphite 1.1 tag normalisation: tags sorted by name after the metric name.
+NORMALISED_PATH = (
+    "if(position(path, ';') = 0, path, arrayStringConcat(arrayConcat("
+    "[splitByChar(';', path)[1]], arraySort(arrayPopFront(splitByChar(';', path)))), ';'))"
+)
+
+
+def sql_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _first_match(patterns: list[str], values: list[int]) -> str:
+    """SQL for the value of the first regex matching ``p``, as carbon's first-match rule."""
+    if len(patterns) == 1:
+        return str(values[0])
+    arms = ", ".join(f"match(p, {sql_string(pat)}), {v}" for pat, v in zip(patterns, values))
+    return f"multiIf({arms}, {values[-1]})"
+
+
+def partition_key(step: int) -> str:
+    """Partitions per retention class and day (month for coarse steps) so retention drops them."""
+    return "(cls, toYYYYMMDD(ts))" if step < 3600 else "(cls, toYYYYMM(ts))"
+
+
+def create_statements(policy: StoragePolicy) -> list[str]:
+    """Idempotent DDL for every table, then the views (recreated: the policy may have changed)."""
+    cls_expr = _first_match([s.pattern for s in policy.schemas], list(range(len(policy.schemas))))
+    method_expr = _first_match(
+        [a.pattern for a in policy.aggregations],
+        [METHODS.index(a.method) for a in policy.aggregations],
+    )
+    stmts = [
+        f"CREATE DATABASE IF NOT EXISTS {DB}",
+        f"CREATE TABLE IF NOT EXISTS {DB}.points_in (path String, ts UInt32, value Float64)"
+        " ENGINE = Null",
+        f"CREATE TABLE IF NOT EXISTS {DB}.points_cls (cls UInt8, m UInt8, id UInt64,"
+        " path String, ts UInt32, value Float64) ENGINE = Null",
+        f"CREATE TABLE IF NOT EXISTS {DB}.points (cls UInt8 CODEC(ZSTD), id UInt64 CODEC(Delta, ZSTD),"
+        " ts DateTime CODEC(DoubleDelta, ZSTD), value Float64 CODEC(Delta, ZSTD))"
+        f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)",
+        f"CREATE TABLE IF NOT EXISTS {DB}.series (id UInt64, path String, cls UInt8, m UInt8,"
+        " last_ts DateTime) ENGINE = ReplacingMergeTree(last_ts) ORDER BY path",
+        f"CREATE TABLE IF NOT EXISTS {DB}.events (id UInt64, when DateTime64(3), what String,"
+        " tags Array(String), data String)"
+        " ENGINE = MergeTree PARTITION BY toYYYYMM(when) ORDER BY (when, id)",
+    ]
+    for step in policy.rollup_steps():
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {DB}.rollup_{step} (cls UInt8 CODEC(ZSTD),"
+            " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
+            " cnt SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD),"
+            " sum SimpleAggregateFunction(sum, Float64) CODEC(Delta, ZSTD),"
+            " min SimpleAggregateFunction(min, Float64) CODEC(Delta, ZSTD),"
+            " max SimpleAggregateFunction(max, Float64) CODEC(Delta, ZSTD),"
+            " last AggregateFunction(argMax, Float64, UInt32))"
+            f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
+        )
+    stmts += [f"DROP VIEW IF EXISTS {DB}.{view}" for view in view_names(policy)]
+    stmts += [
+        f"CREATE MATERIALIZED VIEW {DB}.points_classify TO {DB}.points_cls AS"
+        f" SELECT {cls_expr} AS cls, {method_expr} AS m, cityHash64(p) AS id, p AS path, ts, value"
+        f" FROM (SELECT {NORMALISED_PATH} AS p, ts, value FROM {DB}.points_in)",
+        f"CREATE MATERIALIZED VIEW {DB}.points_mv TO {DB}.points AS"
+        f" SELECT cls, id, ts, value FROM {DB}.points_cls",
+        f"CREATE MATERIALIZED VIEW {DB}.series_mv TO {DB}.series AS"
+        " SELECT id, any(path) AS path, any(cls) AS cls, any(m) AS m, toDateTime(max(ts)) AS last_ts"
+        f" FROM {DB}.points_cls GROUP BY id",
+    ]
+    avg, total, low, high, last = range(len(METHODS))
+    for step, classes in policy.rollup_steps().items():
+        stmts.append(
+            f"CREATE MATERIALIZED VIEW {DB}.rollup_{step}_mv TO {DB}.rollup_{step} AS"
+            " SELECT cls, id, bucket AS ts, count() AS cnt,"
+            f" sumIf(value, m IN ({avg}, {total})) AS sum, minIf(value, m = {low}) AS min,"
+            f" maxIf(value, m = {high}) AS max, argMaxStateIf(value, raw_ts, m = {last}) AS last"
+            f" FROM (SELECT cls, id, m, ts AS raw_ts, toDateTime(intDiv(ts, {step}) * {step})"
+            f" AS bucket, value FROM {DB}.points_cls WHERE cls IN ({', '.join(map(str, classes))}))"
+            " GROUP BY cls, id, bucket"
+        )
+    return stmts
+
+
+def view_names(policy: StoragePolicy) -> list[str]:
+    """Every materialized view the policy needs."""
+    return ["points_classify", "points_mv", "series_mv"] + [
+        f"rollup_{step}_mv" for step in policy.rollup_steps()
+    ]
+
+
+# How each method reads a bucket: from raw points, and from a rollup table.
+RAW_AGGREGATE = {
+    "average": "avg(value)",
+    "sum": "sum(value)",
+    "min": "min(value)",
+    "max": "max(value)",
+    "last": "argMax(value, ts)",
+}
+ROLLUP_AGGREGATE = {
+    "average": "sum(sum) / sum(cnt)",
+    "sum": "sum(sum)",
+    "min": "min(min)",
+    "max": "max(max)",
+    "last": "argMaxMerge(last)",
+}

@@ -1,0 +1,347 @@
+"""The point and event store in SQL, shared by every ClickHouse-speaking backend.
+
+A backend only supplies connections (``Connection``); everything about
+tables, reads and retention is here, so the embedded engine and a server
+answer the same SQL.
+"""
+
+from __future__ import annotations
+
+import calendar
+import itertools
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from vigil.query.series import Series, parse_tags
+from vigil.query.source import Event, MetricNode
+from vigil.store import schema
+from vigil.store.interface import StorageError
+from vigil.store.pathglob import glob_body, literal_prefix
+from vigil.store.retention import METHODS, StoragePolicy
+
+DB = schema.DB
+sql_string = schema.sql_string
+
+
+class Connection(Protocol):
+    """One engine connection; used by a single thread at a time."""
+
+    def execute(self, sql: str) -> None:
+        """Run a statement that returns nothing."""
+        ...
+
+    def query_arrow(self, sql: str) -> pa.Table:
+        """Run a query and return its result as an Arrow table."""
+        ...
+
+    def insert_arrow(self, table: str, batch: pa.Table) -> None:
+        """Insert an Arrow table into ``table`` (columns by name)."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection."""
+        ...
+
+
+def _upper_bound(prefix: str) -> str:
+    """The least string greater than every string starting with ``prefix``."""
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _path_range(prefix: str) -> str:
+    """An index-friendly range condition on the sorted path column."""
+    if not prefix:
+        return "1"
+    return f"path >= {sql_string(prefix)} AND path < {sql_string(_upper_bound(prefix))}"
+
+
+_TAG_EXPR = re.compile(r"^([^!=~;]+)(!=~|=~|!=|=)(.*)$")
+
+
+def _tag_value_sql(tag: str) -> str:
+    """SQL for the value of ``tag`` in a tagged path ('' when absent)."""
+    if tag == "name":
+        return "splitByChar(';', path)[1]"
+    key = sql_string(tag + "=")
+    return (
+        f"substring(arrayFirst(x -> startsWith(x, {key}), arrayPopFront(splitByChar(';', path))),"
+        f" {len(tag) + 2})"
+    )
+
+
+def tag_condition(expression: str) -> str:
+    """SQL for one seriesByTag expression (``tag=v``, ``tag!=v``, ``tag=~re``, ``tag!=~re``)."""
+    m = _TAG_EXPR.match(expression)
+    if not m:
+        raise ValueError(
+            f"bad tag expression {expression!r}: use tag=value, tag!=value, tag=~regex or tag!=~regex"
+        )
+    tag, op, value = m.groups()
+    have = _tag_value_sql(tag)
+    if op in ("=", "!="):
+        return f"{have} {op} {sql_string(value)}"
+    # Graphite anchors tag regexes at the start.
+    cond = f"match({have}, {sql_string('^(?:' + value + ')')})"
+    return cond if op == "=~" else f"NOT {cond}"
+
+
+class SqlStore:
+    """Points, series and events in a ClickHouse-semantics engine."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        policy: StoragePolicy,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self._connect = connect
+        self._local = threading.local()
+        self._connections: list[Connection] = []
+        self._lock = threading.Lock()
+        self._event_ids = itertools.count(int(clock() * 1000) << 10)
+        for stmt in schema.create_statements(policy):
+            self._conn().execute(stmt)
+
+    def _conn(self) -> Connection:
+        """This thread's connection: the engine wants one per thread."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _query(self, sql: str) -> pa.Table:
+        try:
+            return self._conn().query_arrow(sql)
+        except Exception as e:  # engine errors carry their own message
+            raise StorageError(f"query failed: {e}") from e
+
+    # -- writes ---------------------------------------------------------------
+
+    def write_points(self, batch: pa.Table) -> None:
+        """Store a batch of points; see ``interface`` for the contract."""
+        if batch.num_rows == 0:
+            return
+        try:
+            self._conn().insert_arrow(f"{DB}.points_in", batch)
+        except Exception as e:
+            raise StorageError(f"insert of {batch.num_rows} points failed: {e}") from e
+
+    def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
+        """Store one timeline event and return it with its id."""
+        event = Event(next(self._event_ids), when, what, tuple(tags), data)
+        row = pa.table(
+            {
+                "id": pa.array([event.id], pa.uint64()),
+                "when": pa.array([int(when * 1000)], pa.timestamp("ms")),
+                "what": [what],
+                "tags": pa.array([list(event.tags)], pa.list_(pa.string())),
+                "data": [data],
+            }
+        )
+        try:
+            self._conn().insert_arrow(f"{DB}.events", row)
+        except Exception as e:
+            raise StorageError(f"storing event failed: {e}") from e
+        return event
+
+    # -- series lookups -------------------------------------------------------
+
+    def find(self, pattern: str) -> list[MetricNode]:
+        """Nodes one level deep matching a Graphite glob, branches and leaves."""
+        depth = pattern.count(".") + 1
+        regex = sql_string(f"^{glob_body(pattern)}$")
+        sql = (
+            "SELECT node, max(depth) > {d} AS branch, min(depth) = {d} AS leaf FROM ("
+            " SELECT arrayStringConcat(arraySlice(parts, 1, {d}), '.') AS node, length(parts) AS depth"
+            " FROM (SELECT DISTINCT splitByChar('.', path) AS parts FROM {db}.series"
+            " WHERE {range} AND position(path, ';') = 0))"
+            " WHERE depth >= {d} AND match(node, {regex}) GROUP BY node ORDER BY node"
+        ).format(d=depth, db=DB, range=_path_range(literal_prefix(pattern)), regex=regex)
+        out = []
+        for node, branch, leaf in _rows(self._query(sql)):
+            if branch:
+                out.append(MetricNode(node, False))
+            if leaf:
+                out.append(MetricNode(node, True))
+        return out
+
+    def _series_rows(self, where: str) -> list[tuple[int, str, int, int]]:
+        """(id, path, class, method) of the series matching a condition."""
+        sql = (
+            f"SELECT id, any(path), argMax(cls, last_ts), argMax(m, last_ts) FROM {DB}.series"
+            f" WHERE {where} GROUP BY id ORDER BY any(path)"
+        )
+        return [(int(i), str(p), int(c), int(m)) for i, p, c, m in _rows(self._query(sql))]
+
+    def _pattern_condition(self, patterns: Iterable[str]) -> str:
+        conds = []
+        for pattern in patterns:
+            if ";" in pattern:  # a tagged series named in full
+                normal = ";".join([pattern.split(";")[0], *sorted(pattern.split(";")[1:])])
+                conds.append(f"path = {sql_string(normal)}")
+            else:
+                regex = sql_string(f"^{glob_body(pattern)}$")
+                conds.append(f"({_path_range(literal_prefix(pattern))} AND match(path, {regex}))")
+        return " OR ".join(conds) or "0"
+
+    def tagged(self, expressions: Sequence[str]) -> list[str]:
+        """Paths of tagged series matching every seriesByTag expression."""
+        where = " AND ".join(["position(path, ';') > 0", *map(tag_condition, expressions)])
+        return [p for _, p, _, _ in self._series_rows(where)]
+
+    def tag_names(self, prefix: str, expressions: Sequence[str], limit: int) -> list[str]:
+        """Tag names of tagged series (matching ``expressions`` if given), by prefix."""
+        where = " AND ".join(["position(path, ';') > 0", *map(tag_condition, expressions)])
+        sql = (
+            "SELECT DISTINCT arrayJoin(arrayConcat(['name'], arrayMap(x -> splitByChar('=', x)[1],"
+            f" arrayPopFront(splitByChar(';', path))))) AS tag FROM {DB}.series WHERE {where}"
+            f" AND startsWith(tag, {sql_string(prefix)}) ORDER BY tag LIMIT {int(limit)}"
+        )
+        return [str(r[0]) for r in _rows(self._query(sql))]
+
+    def tag_values(
+        self, tag: str, prefix: str, expressions: Sequence[str], limit: int
+    ) -> list[str]:
+        """Values of one tag over tagged series (matching ``expressions``), by prefix."""
+        where = " AND ".join(["position(path, ';') > 0", *map(tag_condition, expressions)])
+        sql = (
+            f"SELECT DISTINCT {_tag_value_sql(tag)} AS v FROM {DB}.series WHERE {where}"
+            f" AND v != '' AND startsWith(v, {sql_string(prefix)}) ORDER BY v LIMIT {int(limit)}"
+        )
+        return [str(r[0]) for r in _rows(self._query(sql))]
+
+    # -- point reads ----------------------------------------------------------
+
+    def fetch(self, patterns: Sequence[str], start: int, end: int) -> list[Series]:
+        """Series matching the patterns over ``[start, end)``, at the finest covering step."""
+        rows = self._series_rows(self._pattern_condition(patterns))
+        now = int(self.clock())
+        groups: dict[tuple[int, int, int], list[tuple[int, str]]] = {}
+        for sid, path, cls, method in rows:
+            cls = min(cls, len(self.policy.schemas) - 1)
+            archive = self.policy.archive_for(cls, start, now)
+            level = self.policy.schemas[cls].archives.index(archive)
+            groups.setdefault((archive.step, level, method), []).append((sid, path))
+        out: list[Series] = []
+        for (step, level, method), members in groups.items():
+            out += self._read_group(members, step, level > 0, METHODS[method], start, end)
+        out.sort(key=lambda s: s.name)
+        return out
+
+    def _read_group(
+        self,
+        members: list[tuple[int, str]],
+        step: int,
+        rollup: bool,
+        method: str,
+        start: int,
+        end: int,
+    ) -> list[Series]:
+        """Series of one (step, table, method) group, as a dense grid per series."""
+        first = start - start % step
+        n = max(0, -(-(end - first) // step))
+        ids = ", ".join(str(sid) for sid, _ in members)
+        if rollup:
+            sql = (
+                f"SELECT id, toUInt32(ts) AS t, {schema.ROLLUP_AGGREGATE[method]} AS v"
+                f" FROM {DB}.rollup_{step} WHERE id IN ({ids})"
+                f" AND ts >= toDateTime({first}) AND ts < toDateTime({end}) GROUP BY id, t"
+            )
+        else:
+            sql = (
+                f"SELECT id, intDiv(toUInt32(ts), {step}) * {step} AS t,"
+                f" {schema.RAW_AGGREGATE[method]} AS v FROM {DB}.points WHERE id IN ({ids})"
+                f" AND ts >= toDateTime({first}) AND ts < toDateTime({end}) GROUP BY id, t"
+            )
+        result = self._query(sql)
+        order = np.array([sid for sid, _ in members], dtype=np.uint64)
+        sorter = np.argsort(order)
+        grid = np.full((len(members), n), np.nan)
+        if result.num_rows:
+            rid = result.column("id").to_numpy()
+            t = result.column("t").to_numpy().astype(np.int64)
+            v = result.column("v").to_numpy(zero_copy_only=False).astype(np.float64)
+            row = sorter[np.searchsorted(order, rid, sorter=sorter)]
+            col = (t - first) // step
+            ok = (col >= 0) & (col < n)
+            grid[row[ok], col[ok]] = v[ok]
+        return [
+            Series(path, first, step, grid[i], tags=parse_tags(path))
+            for i, (_, path) in enumerate(members)
+        ]
+
+    # -- events ---------------------------------------------------------------
+
+    def events(self, start: int, end: int, tags: Sequence[str] = ()) -> list[Event]:
+        """Events in ``[start, end)`` carrying all of ``tags``, oldest first."""
+        conds = [f"when >= toDateTime64({start}, 3)", f"when < toDateTime64({end}, 3)"]
+        conds += [f"has(tags, {sql_string(t)})" for t in tags]
+        sql = (
+            "SELECT id, toFloat64(toUnixTimestamp64Milli(when)) / 1000 AS w, what, tags, data"
+            f" FROM {DB}.events WHERE {' AND '.join(conds)} ORDER BY when, id"
+        )
+        return [
+            Event(int(i), float(w), str(what), tuple(tg), str(data))
+            for i, w, what, tg, data in _rows(self._query(sql))
+        ]
+
+    # -- retention ------------------------------------------------------------
+
+    def sweep_retention(self, now: int) -> int:
+        """Drop whole partitions older than the retention of their class and table."""
+        tables = {"points": 0, **{f"rollup_{s}": s for s in self.policy.rollup_steps()}}
+        names = ", ".join(sql_string(t) for t in tables)
+        sql = (
+            "SELECT DISTINCT table, partition_id, partition FROM system.parts"
+            f" WHERE database = '{DB}' AND active AND table IN ({names})"
+        )
+        dropped = 0
+        for table, pid, partition in _rows(self._query(sql)):
+            m = re.fullmatch(r"\((\d+),\s*(\d+)\)", str(partition))
+            if not m:
+                continue
+            cls, period = int(m.group(1)), m.group(2)
+            if cls >= len(self.policy.schemas):
+                continue
+            step = tables[str(table)]
+            archive = next(
+                (a for a in self.policy.schemas[cls].archives if a.step == step), None
+            ) if step else self.policy.schemas[cls].archives[0]
+            if archive is None or _period_end(period) > now - archive.keep:
+                continue
+            self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION ID {sql_string(pid)}")
+            dropped += 1
+        return dropped
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+
+def _period_end(period: str) -> int:
+    """Epoch second just after a YYYYMMDD day or YYYYMM month partition."""
+    year, month = int(period[:4]), int(period[4:6])
+    if len(period) == 8:
+        return calendar.timegm((year, month, int(period[6:8]), 0, 0, 0)) + 86400
+    year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return calendar.timegm((year, month, 1, 0, 0, 0))
+
+
+def _rows(table: pa.Table) -> list[tuple[object, ...]]:
+    """Rows of a small result as tuples."""
+    columns = [c.to_pylist() for c in table.columns]
+    return list(zip(*columns))
