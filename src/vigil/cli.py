@@ -1,0 +1,161 @@
+"""The ``vigil`` command line: serve, event, status, config-docs."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from vigil import __version__, settings
+from vigil.roles import RoleError
+from vigil.store.retention import RetentionError
+
+
+def _serve_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run a Vigil node (all roles by default) on the embedded engine",
+        description="Run a Vigil node. Every option is also a VIGIL_* environment variable"
+        " and a key of the TOML config file; later wins: file < environment < flags.",
+    )
+    p.add_argument("--config", type=Path, help="TOML config file (see docs/config.md)")
+    p.add_argument(
+        "--role", action="append", dest="roles_list", metavar="ROLE",
+        help="role to run (repeatable): all, store, ingest, query; default all",
+    )  # fmt: skip
+    for option in settings.options():
+        if option.name == "roles":
+            continue
+        p.add_argument(
+            option.flag,
+            dest=option.name,
+            default=None,
+            metavar=option.type.__name__.upper(),
+            help=f"{option.help} (default: {option.default or 'empty'}; {option.env})",
+        )
+
+
+def _server_url(args: argparse.Namespace) -> str:
+    """The HTTP address of the running node: --url, else the data dir's ports.json."""
+    if args.url:
+        return str(args.url).rstrip("/")
+    ports_file = Path(args.data_dir) / "ports.json"
+    try:
+        port = json.loads(ports_file.read_text())["http"]
+    except (OSError, ValueError, KeyError):
+        raise SystemExit(
+            f"vigil: no running server found ({ports_file} missing); start `vigil serve`"
+            " or pass --url http://HOST:PORT"
+        ) from None
+    return f"http://127.0.0.1:{port}"
+
+
+def _client_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", help="HTTP address of the Vigil node, e.g. http://127.0.0.1:8080")
+    p.add_argument(
+        "--data-dir", default="vigil-data", help="data dir whose ports.json names the server"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(
+        prog="vigil", description="Vigil: metrics, events and alerts, Graphite-compatible."
+    )
+    parser.add_argument("--version", action="version", version=f"vigil {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    ev = sub.add_parser(
+        "event", help="mark an event (a deploy, an incident) on the timeline",
+        description="Send an event to a running node; graphs show it with events() and"
+        " drawAsInfinite().",
+    )  # fmt: skip
+    ev.add_argument("kind", nargs="?", help="shorthand for the first tag, e.g. deploy")
+    ev.add_argument("--what", required=True, help='what happened, e.g. "deploy web 1.4.2"')
+    ev.add_argument("--tags", default="", help='space-separated tags, e.g. "deploy web"')
+    ev.add_argument("--data", default="", help="free text details")
+    ev.add_argument("--when", type=float, help="epoch seconds (default: now)")
+    _client_args(ev)
+    st = sub.add_parser("status", help="show a running node's ports, queues and drops")
+    _client_args(st)
+    sub.add_parser("config-docs", help="print the configuration reference (docs/config.md)")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from vigil.node import Node
+
+    overrides = {o.name: getattr(args, o.name, None) for o in settings.options()}
+    if args.roles_list:
+        overrides["roles"] = ",".join(args.roles_list)
+    try:
+        conf = settings.load(args.config, overrides=overrides)
+        node = Node(conf)
+    except (settings.SettingsError, RoleError) as e:
+        print(f"vigil: {e}", file=sys.stderr)
+        return 2
+    return asyncio.run(_run_node(node))
+
+
+async def _run_node(node: Any) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+    except (RetentionError, OSError) as e:
+        print(f"vigil: cannot start: {e}", file=sys.stderr)
+        return 2
+    await stop.wait()
+    logging.getLogger("vigil").info("stopping: storing what was received")
+    await node.stop()
+    return 0
+
+
+def _event(args: argparse.Namespace) -> int:
+    tags = args.tags.split()
+    if args.kind and args.kind not in tags:
+        tags.insert(0, args.kind)
+    body = {"what": args.what, "tags": tags, "data": args.data, "when": args.when or time.time()}
+    r = httpx.post(f"{_server_url(args)}/events/", json=body, timeout=10)
+    if r.status_code >= 400:
+        print(f"vigil: server refused the event: {r.text}", file=sys.stderr)
+        return 1
+    print(json.dumps(r.json()))
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    r = httpx.get(f"{_server_url(args)}/api/status", timeout=10)
+    r.raise_for_status()
+    print(json.dumps(r.json(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``vigil`` command."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "config-docs":
+        sys.stdout.write(settings.reference_doc())
+        return 0
+    try:
+        return _event(args) if args.command == "event" else _status(args)
+    except httpx.HTTPError as e:
+        print(f"vigil: cannot reach the server: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

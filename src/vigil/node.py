@@ -1,0 +1,130 @@
+"""A running Vigil node: the stages of its roles, wired to one bus and one store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from vigil.bus.fanout import Bus
+from vigil.bus.queue import BatchQueue, Overflow
+from vigil.ingest.stage import IngestStage
+from vigil.roles import stages_of
+from vigil.settings import Settings
+from vigil.store.chdb_engine import open_embedded
+from vigil.store.retention import StoragePolicy
+from vigil.store.writer import RetentionSweeper, StoreWriter
+from vigil.telemetry import Telemetry
+from vigil.web.app import create_app
+
+log = logging.getLogger("vigil")
+
+
+class Node:
+    """Starts and stops the stages of one node; ``ports`` holds the bound ports."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stages = stages_of(settings.node.roles)
+        self.data_dir = Path(settings.node.data_dir)
+        self.telemetry = Telemetry(settings.node.node)
+        self.bus = Bus()
+        self.ports: dict[str, int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ingest: IngestStage | None = None
+        self._writer: StoreWriter | None = None
+        self._http: uvicorn.Server | None = None
+
+    async def start(self) -> None:
+        """Open storage, start every stage, then write ``ports.json``."""
+        s = self.settings
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        policy = StoragePolicy.from_files(s.store.storage_schemas, s.store.storage_aggregation)
+        self.storage = await asyncio.to_thread(open_embedded, self.data_dir, policy)
+        queue = self.bus.add(
+            BatchQueue("store", s.bus.queue_bytes, Overflow(s.bus.overflow))
+        )
+        self._writer = StoreWriter(
+            queue, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
+        )
+        self._writer_task = asyncio.create_task(self._writer.run())
+        self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
+        self._spawn(self._write_selfmetrics())
+        if "ingest" in self.stages:
+            self._ingest = IngestStage(s.ingest, s.node.bind, self.bus, self.telemetry)
+            await self._ingest.start()
+            self.ports.update(self._ingest.ports)
+        if "query" in self.stages:
+            await self._start_http()
+        self._write_ports()
+        log.info("vigil node %s listening: %s", self.telemetry.node, self.ports)
+
+    def _spawn(self, coro: Any) -> None:
+        self._tasks.append(asyncio.create_task(coro))
+
+    async def _start_http(self) -> None:
+        s = self.settings
+        app = create_app(self.storage, self.telemetry, s.query, node=self)
+        config = uvicorn.Config(
+            app, host=s.node.bind, port=s.node.http_port, log_level="warning", lifespan="off"
+        )
+        self._http = uvicorn.Server(config)
+        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._spawn(self._http.serve())
+        while not self._http.started:
+            await asyncio.sleep(0.01)
+            for task in self._tasks:
+                if task.done() and task.exception():
+                    raise RuntimeError(f"HTTP server failed: {task.exception()}")
+        self.ports["http"] = self._http.servers[0].sockets[0].getsockname()[1]
+
+    def _write_ports(self) -> None:
+        path = self.data_dir / "ports.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.ports, indent=1) + "\n")
+        os.replace(tmp, path)
+
+    async def _write_selfmetrics(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.node.selfmetrics_interval)
+            await self.bus.publish(self.telemetry.as_points(int(time.time())))
+
+    def status(self) -> dict[str, Any]:
+        """What ``vigil status`` shows: ports, stages, queues and drops."""
+        return {
+            "node": self.telemetry.node,
+            "stages": list(self.stages),
+            "ports": self.ports,
+            "data_dir": str(self.data_dir.resolve()),
+            "queues": {
+                name: {
+                    "depth_bytes": q.depth_bytes,
+                    "depth_batches": len(q),
+                    "capacity_bytes": q.capacity_bytes,
+                    "overflow": q.overflow.value,
+                    "dropped_rows": dict(q.dropped_rows),
+                }
+                for name, q in self.bus.queues.items()
+            },
+        }
+
+    async def stop(self) -> None:
+        """Stop listening, store what was received, close storage."""
+        if self._ingest is not None:
+            await self._ingest.stop()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self._writer is not None:
+            self._writer.close()
+            await self._writer_task
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        (self.data_dir / "ports.json").unlink(missing_ok=True)
+        await asyncio.to_thread(self.storage.close)
