@@ -73,10 +73,13 @@ class BatchQueue:
     async def get(self, timeout: float | None = None) -> pa.Table | None:
         """The oldest batch, waiting up to ``timeout`` seconds (None: forever)."""
         async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._items)), timeout)
-            except TimeoutError:
-                return None
+            if not self._items:
+                try:
+                    await asyncio.wait_for(
+                        self._changed.wait_for(lambda: bool(self._items)), timeout
+                    )
+                except TimeoutError:
+                    return None
             batch = self._items.popleft()
             self.depth_bytes -= batch.nbytes
             self._changed.notify_all()

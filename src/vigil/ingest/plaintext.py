@@ -35,6 +35,12 @@ LINE_BY_LINE = 64
 # tag names and '~' at the start of values, and empty names or values.
 _TAGGED = r"^[^;]+(;[^;!^=~]+=[^;~][^;]*)+$"
 _TAGGED_RE = re.compile(_TAGGED)
+# Whitespace other than the space delimiter (what str.split() splits on): a path
+# holding it is split differently by the reference parser, so it takes that path.
+_OTHER_SPACE = (
+    "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}"
+    "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]"
+)
 
 _READ = csv.ReadOptions(column_names=["path", "value", "ts"], use_threads=False, block_size=1 << 26)
 _CONVERT = csv.ConvertOptions(
@@ -131,22 +137,27 @@ def _parse_into(
 
 def _parse_fast(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject]) -> pa.Table:
     """The vectorised path; raises ArrowInvalid when a line needs the slow path."""
-    bad_rows: list[Reject] = []
+    try:
+        chunk.decode("utf-8")  # Arrow's bad-row callback cannot take invalid UTF-8
+    except UnicodeDecodeError:
+        raise pa.ArrowInvalid("chunk is not valid UTF-8") from None
+    odd_rows: list[str] = []
 
     def wrong_field_count(row: csv.InvalidRow) -> str:
-        bad_rows.append(
-            Reject.of(f"expected 3 fields (path value timestamp), got {row.actual_columns}", row.text)
-        )
+        # Runs of spaces or tabs make extra fields; the reference parser decides.
+        odd_rows.append(row.text)
         return "skip"
 
     parse = csv.ParseOptions(
         delimiter=" ", quote_char=False, escape_char=False, invalid_row_handler=wrong_field_count
     )
     table = csv.read_csv(io.BytesIO(chunk), _READ, parse, _CONVERT)
-    rejects.extend(bad_rows)
-    if table.num_rows == 0:
-        return POINTS_SCHEMA.empty_table()
     path = table.column("path")
+    if pc.any(pc.match_substring_regex(path, _OTHER_SPACE)).as_py():
+        raise pa.ArrowInvalid("path holds whitespace other than the delimiter")
+    extra = _parse_slow("\n".join(odd_rows).encode(), now, rules, rejects) if odd_rows else None
+    if table.num_rows == 0:
+        return extra if extra is not None else POINTS_SCHEMA.empty_table()
     value = table.column("value")
     ts = table.column("ts")
     ts = pc.if_else(pc.equal(ts, -1.0), float(now), ts)
@@ -174,7 +185,8 @@ def _parse_fast(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject])
         ok &= ~failed
     ts_int = pc.cast(pc.floor(ts), pa.uint32(), safe=False)
     good = pa.table([path, ts_int, value], schema=POINTS_SCHEMA)
-    return good if ok.all() else good.filter(pa.array(ok))
+    good = good if ok.all() else good.filter(pa.array(ok))
+    return good if extra is None else pa.concat_tables([good, extra])
 
 
 def _parse_slow(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject]) -> pa.Table:
