@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+from vigil.query.functions import filter
 from vigil.query.functions.registry import Collector, FunctionSpec
 
-_MODULES: tuple[Collector, ...] = ()
+_MODULES: tuple[Collector, ...] = (filter.collect,)
 
 
 def _table(collectors: tuple[Collector, ...]) -> MappingProxyType[str, FunctionSpec]:
