@@ -1,0 +1,218 @@
+"""The HTTP face of a node: Graphite's API, events, Prometheus metrics, status.
+
+Routes follow graphite-web so that Grafana's Graphite data source and
+existing scripts work unchanged. Query work runs in worker threads (storage
+calls block); user errors answer 400 with a message saying what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from vigil import __version__
+from vigil.query import finder
+from vigil.query.functions import FUNCTIONS
+from vigil.query.functions.registry import RenderError
+from vigil.query.render import RenderLimits, RenderRequest, render
+from vigil.settings import QuerySettings
+from vigil.store.interface import Storage, StorageError
+from vigil.telemetry import Telemetry
+from vigil.web.graphite_events import EventError, event_json, parse_event
+
+GRAPHITE_VERSION = "1.1.10"  # the graphite-web API level we answer as (Grafana reads it)
+
+
+class StatusSource(Protocol):
+    """Whatever can describe the node for ``/api/status``."""
+
+    def status(self) -> dict[str, Any]:
+        """Ports, stages, queues and drops."""
+        ...
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _params(request: Request) -> dict[str, list[str]]:
+    """Query-string and form parameters, repeated keys kept (``target`` may repeat)."""
+    params = urllib.parse.parse_qs(request.url.query, keep_blank_values=True)
+    if request.method == "POST":
+        body = (await request.body()).decode("utf-8", "replace")
+        ctype = request.headers.get("content-type", "")
+        if "json" in ctype:
+            try:
+                doc = json.loads(body or "{}")
+            except ValueError as e:
+                raise RenderError(f"request body is not JSON: {e}") from None
+            for key, value in doc.items():
+                values = value if isinstance(value, list) else [value]
+                params.setdefault(key, []).extend(str(v) for v in values)
+        else:
+            for key, values in urllib.parse.parse_qs(body, keep_blank_values=True).items():
+                params.setdefault(key, []).extend(values)
+    return params
+
+
+def _first(params: dict[str, list[str]], key: str, default: str = "") -> str:
+    values = params.get(key)
+    return values[0] if values else default
+
+
+def create_app(
+    storage: Storage,
+    telemetry: Telemetry,
+    limits: QuerySettings,
+    node: StatusSource | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI application of one node."""
+    render_limits = RenderLimits(max_series=limits.max_series, max_points=limits.max_points)
+
+    async def guarded(request: Request, work: Callable[[dict[str, list[str]]], Response]) -> Response:
+        try:
+            params = await _params(request)
+            return await run_in_threadpool(work, params)
+        except (RenderError, EventError, ValueError) as e:
+            return _error(400, str(e))
+        except StorageError as e:
+            return _error(503, str(e))
+
+    async def render_view(request: Request) -> Response:
+        def work(params: dict[str, list[str]]) -> Response:
+            req = RenderRequest.from_params(params, now=int(clock()))
+            content_type, body = render(req, storage, render_limits)
+            return Response(body, media_type=content_type)
+
+        return await guarded(request, work)
+
+    async def find_view(request: Request) -> Response:
+        def work(params: dict[str, list[str]]) -> Response:
+            query = _first(params, "query")
+            if not query:
+                raise RenderError("missing query: /metrics/find?query=servers.*")
+            fmt = _first(params, "format", "treejson")
+            return JSONResponse(finder.find_response(storage, query, fmt))
+
+        return await guarded(request, work)
+
+    async def expand_view(request: Request) -> Response:
+        def work(params: dict[str, list[str]]) -> Response:
+            queries = params.get("query", [])
+            if not queries:
+                raise RenderError("missing query: /metrics/expand?query=servers.*")
+            return JSONResponse(
+                finder.expand_response(
+                    storage,
+                    queries,
+                    leaves_only=_first(params, "leavesOnly") in ("1", "true"),
+                    group_by_expr=_first(params, "groupByExpr") in ("1", "true"),
+                )
+            )
+
+        return await guarded(request, work)
+
+    async def index_view(request: Request) -> Response:
+        return await guarded(request, lambda p: JSONResponse(finder.index_response(storage)))
+
+    async def functions_view(request: Request) -> Response:
+        return JSONResponse({name: spec.describe() for name, spec in sorted(FUNCTIONS.items())})
+
+    async def tags_view(request: Request) -> Response:
+        def work(params: dict[str, list[str]]) -> Response:
+            names = storage.tag_names(_first(params, "filter"), [], int(_first(params, "limit", "100")))
+            return JSONResponse([{"tag": n} for n in names])
+
+        return await guarded(request, work)
+
+    async def autocomplete_tags(request: Request) -> Response:
+        def work(params: dict[str, list[str]]) -> Response:
+            names = storage.tag_names(
+                _first(params, "tagPrefix"), params.get("expr", []), int(_first(params, "limit", "100"))
+            )
+            return JSONResponse(names)
+
+        return await guarded(request, work)
+
+    async def autocomplete_values(request: Request) -> Response:
+        def work(params: dict[str, list[str]]) -> Response:
+            tag = _first(params, "tag")
+            if not tag:
+                raise RenderError("missing tag: /tags/autoComplete/values?tag=host")
+            values = storage.tag_values(
+                tag, _first(params, "valuePrefix"), params.get("expr", []),
+                int(_first(params, "limit", "100")),
+            )  # fmt: skip
+            return JSONResponse(values)
+
+        return await guarded(request, work)
+
+    async def post_event(request: Request) -> Response:
+        try:
+            when, what, tags, data = parse_event(await request.body())
+        except EventError as e:
+            return _error(400, str(e))
+        event = await run_in_threadpool(storage.write_event, when, what, tags, data)
+        return JSONResponse(event_json(event))
+
+    async def get_events(request: Request) -> Response:
+        from vigil.query.timeparse import parse_time
+
+        def work(params: dict[str, list[str]]) -> Response:
+            now = int(clock())
+            start = parse_time(_first(params, "from", "-24h"), now)
+            end = parse_time(_first(params, "until", "now"), now)
+            tags = [t for v in params.get("tags", []) for t in v.replace(",", " ").split()]
+            return JSONResponse([event_json(e) for e in storage.events(start, end + 1, tags)])
+
+        return await guarded(request, work)
+
+    async def version_view(request: Request) -> Response:
+        return PlainTextResponse(GRAPHITE_VERSION)
+
+    async def prometheus_view(request: Request) -> Response:
+        return Response(telemetry.prometheus_text(), media_type="text/plain; version=0.0.4")
+
+    async def status_view(request: Request) -> Response:
+        status = node.status() if node is not None else {}
+        return JSONResponse({"version": __version__, **status})
+
+    async def home(request: Request) -> Response:
+        return PlainTextResponse(
+            f"Vigil {__version__}: Graphite API at /render, /metrics/find, /events;"
+            " Prometheus metrics at /metrics; node status at /api/status\n"
+        )
+
+    routes = [
+        Route("/", home),
+        Route("/render", render_view, methods=["GET", "POST"]),
+        Route("/render/", render_view, methods=["GET", "POST"]),
+        Route("/metrics/find", find_view, methods=["GET", "POST"]),
+        Route("/metrics/find/", find_view, methods=["GET", "POST"]),
+        Route("/metrics/expand", expand_view, methods=["GET", "POST"]),
+        Route("/metrics/index.json", index_view),
+        Route("/functions", functions_view),
+        Route("/functions/", functions_view),
+        Route("/tags", tags_view),
+        Route("/tags/", tags_view),
+        Route("/tags/autoComplete/tags", autocomplete_tags),
+        Route("/tags/autoComplete/values", autocomplete_values),
+        Route("/events", post_event, methods=["POST"]),
+        Route("/events/", post_event, methods=["POST"]),
+        Route("/events/get_data", get_events),
+        Route("/version", version_view),
+        Route("/version/", version_view),
+        Route("/metrics", prometheus_view),
+        Route("/api/status", status_view),
+    ]
+    return Starlette(routes=routes)
