@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from vigil.query.functions.aggregation import agg_func, normalize, reduce_rows
+from vigil.query.functions.aggregation import normalize, reduce_rows
+from vigil.query.functions.filter import aggregation
 from vigil.query.functions.nodes import node_value
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
 from vigil.query.series import FloatArray, Series
@@ -56,7 +57,7 @@ def _aggregate(
 ) -> list[Series]:
     """graphite-web's ``aggregate()``: the core of every ``xxxSeries`` reducer."""
     label = func.removesuffix("Series")
-    reducer = agg_func(label)
+    reducer = aggregation(label)
     series_list = [s for lst in series_lists for s in lst]
     if not series_list:
         return []
