@@ -7,10 +7,17 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from vigil.query.functions import filter
+from vigil.query.functions import combine, filter, moving, summarize, timeshift, transform
 from vigil.query.functions.registry import Collector, FunctionSpec
 
-_MODULES: tuple[Collector, ...] = (filter.collect,)
+_MODULES: tuple[Collector, ...] = (
+    filter.collect,
+    combine.collect,
+    transform.collect,
+    moving.collect,
+    summarize.collect,
+    timeshift.collect,
+)
 
 
 def _table(collectors: tuple[Collector, ...]) -> MappingProxyType[str, FunctionSpec]:
