@@ -43,8 +43,17 @@ def partition_key(step: int) -> str:
     return "(cls, toYYYYMMDD(ts))" if step < 3600 else "(cls, toYYYYMM(ts))"
 
 
-def create_statements(policy: StoragePolicy) -> list[str]:
-    """Idempotent DDL for every table, then the views (recreated: the policy may have changed)."""
+# Value codecs, best first: ALP (lossless, made for decimal floats) took 2-decimal
+# random walks to 1.6 B/point against 2.7 for Delta+ZSTD; engines without it
+# (or where it is still refused as beta) get the fallback.
+VALUE_CODECS = ("ALP, ZSTD", "Delta, ZSTD")
+
+
+def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]) -> list[str]:
+    """Idempotent DDL for every table, then the views (recreated: the policy may have changed).
+
+    ``value_codec`` only applies to tables created now; existing tables keep theirs.
+    """
     cls_expr = _first_match([s.pattern for s in policy.schemas], list(range(len(policy.schemas))))
     method_expr = _first_match(
         [a.pattern for a in policy.aggregations],
@@ -57,7 +66,7 @@ def create_statements(policy: StoragePolicy) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {DB}.points_cls (cls UInt8, m UInt8, id UInt64,"
         " path String, ts UInt32, value Float64) ENGINE = Null",
         f"CREATE TABLE IF NOT EXISTS {DB}.points (cls UInt8 CODEC(ZSTD), id UInt64 CODEC(Delta, ZSTD),"
-        " ts DateTime CODEC(DoubleDelta, ZSTD), value Float64 CODEC(Delta, ZSTD))"
+        f" ts DateTime CODEC(DoubleDelta, ZSTD), value Float64 CODEC({value_codec}))"
         f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)",
         f"CREATE TABLE IF NOT EXISTS {DB}.series (id UInt64, path String, cls UInt8, m UInt8,"
         " last_ts DateTime) ENGINE = ReplacingMergeTree(last_ts) ORDER BY path",
@@ -70,9 +79,9 @@ def create_statements(policy: StoragePolicy) -> list[str]:
             f"CREATE TABLE IF NOT EXISTS {DB}.rollup_{step} (cls UInt8 CODEC(ZSTD),"
             " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
             " cnt SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD),"
-            " sum SimpleAggregateFunction(sum, Float64) CODEC(Delta, ZSTD),"
-            " min SimpleAggregateFunction(min, Float64) CODEC(Delta, ZSTD),"
-            " max SimpleAggregateFunction(max, Float64) CODEC(Delta, ZSTD),"
+            f" sum SimpleAggregateFunction(sum, Float64) CODEC({value_codec}),"
+            f" min SimpleAggregateFunction(min, Float64) CODEC({value_codec}),"
+            f" max SimpleAggregateFunction(max, Float64) CODEC({value_codec}),"
             " last AggregateFunction(argMax, Float64, UInt32))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
         )

@@ -107,8 +107,26 @@ class SqlStore:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._event_ids = itertools.count(int(clock() * 1000) << 10)
-        for stmt in schema.create_statements(policy):
+        self.value_codec = self._pick_value_codec()
+        for stmt in schema.create_statements(policy, self.value_codec):
             self._conn().execute(stmt)
+
+    def _pick_value_codec(self) -> str:
+        """The best value codec this engine accepts (probed, not guessed from a version)."""
+        conn = self._conn()
+        for codec in schema.VALUE_CODECS:
+            try:
+                if codec.startswith("ALP"):
+                    conn.execute("SET enable_alp_codec = 1")
+                conn.execute(
+                    f"CREATE TEMPORARY TABLE vigil_codec_probe (v Float64 CODEC({codec}))"
+                    " ENGINE = Memory"
+                )
+                conn.execute("DROP TEMPORARY TABLE vigil_codec_probe")
+                return codec
+            except Exception:  # the engine refused this codec; try the next
+                continue
+        return schema.VALUE_CODECS[-1]
 
     def _conn(self) -> Connection:
         """This thread's connection: the engine wants one per thread."""
