@@ -7,11 +7,24 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from vigil.query.functions import combine, filter, moving, summarize, timeshift, transform
+from vigil.query.functions import (
+    alias,
+    combine,
+    filter,
+    moving,
+    sort,
+    special,
+    summarize,
+    timeshift,
+    transform,
+)
 from vigil.query.functions.registry import Collector, FunctionSpec
 
 _MODULES: tuple[Collector, ...] = (
     filter.collect,
+    sort.collect,
+    alias.collect,
+    special.collect,
     combine.collect,
     transform.collect,
     moving.collect,
