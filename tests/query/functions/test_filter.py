@@ -88,7 +88,7 @@ def test_aggregation_reduces_rows_like_each_row(rows: list[list[float | None]]) 
 def _series_lists(max_series: int = 6) -> st.SearchStrategy[list[Series]]:
     def build(rows: list[list[float | None]]) -> list[Series]:
         return [
-            Series(f"s{i}", 0, 60, [math.nan if v is None else v for v in row])
+            Series(f"s{i}", 0, 60, np.array([math.nan if v is None else v for v in row]))
             for i, row in enumerate(rows)
         ]
 

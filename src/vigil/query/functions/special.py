@@ -35,9 +35,10 @@ _TAG_EXPRESSION = re.compile(r"^([^;!=]+)(!?=~?)([^;]*)$")
 
 def _number(value: float) -> str:
     """A number as graphite-web prints a literal: ``5`` for a whole number, else ``123.456``."""
-    if value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return repr(number)
 
 
 def _grid(ctx: RenderContext, step: int) -> FloatArray:
@@ -210,7 +211,8 @@ def series_by_tag(ctx: RenderContext, *tagExpressions: str) -> list[Series]:
     has it empty. At least one expression must need a non-empty value.
     Example: ``seriesByTag('name=cpu.load','dc!=test')``.
     """
-    if all(_matches_empty(e) for e in tagExpressions):
+    needs_value = [not _matches_empty(e) for e in tagExpressions]  # checks every expression
+    if not any(needs_value):
         raise RenderError(
             "seriesByTag needs at least one expression that requires a non-empty value, "
             "such as name=cpu.load"
