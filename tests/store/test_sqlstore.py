@@ -181,3 +181,32 @@ def test_compression_keeps_points_small(store: SqlStore) -> None:
 
 
 del time
+
+
+def test_timer_percentiles_merge_sketches_over_hosts_and_coarser_steps(store: SqlStore) -> None:
+    from vigil.sketch import SKETCH_SCHEMA, bins_of
+
+    rng = np.random.default_rng(7)
+    base = NOW - 3600
+    rows, samples = [], []
+    for host in range(3):
+        for t in range(6):
+            values = rng.exponential(100, 500) * (host + 1)
+            samples.append(values)
+            keys, counts = bins_of(values, np.ones(len(values)))
+            rows.append((f"stats.timers.web{host}.lat", base + 10 * t, keys.tolist(), counts.tolist()))
+    paths, ts, keys, counts = zip(*rows)
+    store.write_sketches(pa.table(
+        [pa.array(paths), pa.array(ts, pa.uint32()), pa.array(keys, pa.list_(pa.int32())),
+         pa.array(counts, pa.list_(pa.float64()))], schema=SKETCH_SCHEMA,
+    ))  # fmt: skip
+    exact = np.quantile(np.concatenate(samples), 0.99, method="lower")
+    # A range old enough to read the 1-minute sketch rollup: one bucket holds all six flushes.
+    store.clock = lambda: float(NOW + 30 * 86400)
+    coarse = store.timer_quantile("stats.timers.*.lat", base, base + 60, 0.99)
+    assert coarse is not None and coarse.step == 60
+    assert abs(coarse.values[0] - exact) / exact < 0.01
+    store.clock = lambda: float(NOW)
+    fine = store.timer_quantile("stats.timers.web0.lat", base, base + 60, 0.5)
+    assert fine is not None and fine.step == 10 and not np.isnan(fine.values).any()
+    assert store.timer_quantile("stats.timers.nothing", base, base + 60, 0.5) is None

@@ -10,6 +10,10 @@ normalised path) into a second Null table that fans out to:
 - ``rollup_<step>``: one table per coarser step, kept by the engine as data
   arrives, holding only the aggregate the series' method needs (the others
   stay zero and compress to nothing), plus the point count for xFilesFactor.
+
+Timer sketches (``vigil.sketch`` bins) take the same route through their own
+tables: ``sketches`` at full resolution and ``sketches_<step>`` per coarser
+step, each bucket a ``sumMap`` state, so percentiles merge over hosts and time.
 """
 
 from __future__ import annotations
@@ -85,6 +89,18 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
             " last AggregateFunction(argMax, Float64, UInt32))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
         )
+    for table, step in sketch_tables(policy).items():
+        stmts.append(
+            f"CREATE TABLE IF NOT EXISTS {DB}.{table} (cls UInt8, id UInt64, ts DateTime,"
+            " bins AggregateFunction(sumMap, Array(Int32), Array(Float64)))"
+            f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
+        )
+    stmts += [
+        f"CREATE TABLE IF NOT EXISTS {DB}.sketches_in (path String, ts UInt32,"
+        " keys Array(Int32), counts Array(Float64)) ENGINE = Null",
+        f"CREATE TABLE IF NOT EXISTS {DB}.sketch_series (id UInt64, path String, cls UInt8)"
+        " ENGINE = ReplacingMergeTree ORDER BY path",
+    ]
     stmts += [f"DROP VIEW IF EXISTS {DB}.{view}" for view in view_names(policy)]
     stmts += [
         f"CREATE MATERIALIZED VIEW {DB}.points_classify TO {DB}.points_cls AS"
@@ -107,14 +123,36 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
             f" AS bucket, value FROM {DB}.points_cls WHERE cls IN ({', '.join(map(str, classes))}))"
             " GROUP BY cls, id, bucket"
         )
+    for table, step in sketch_tables(policy).items():
+        classes = policy.rollup_steps().get(step, list(range(len(policy.schemas))))
+        bucket = f"toDateTime(intDiv(ts, {step}) * {step})" if step else "toDateTime(ts)"
+        stmts.append(
+            f"CREATE MATERIALIZED VIEW {DB}.{table}_mv TO {DB}.{table} AS"
+            f" SELECT {cls_expr} AS cls, cityHash64(p) AS id, {bucket} AS ts,"
+            " sumMapState(keys, counts) AS bins"
+            f" FROM (SELECT path AS p, ts, keys, counts FROM {DB}.sketches_in)"
+            f" WHERE cls IN ({', '.join(map(str, classes))}) GROUP BY cls, id, ts"
+        )
+    stmts.append(
+        f"CREATE MATERIALIZED VIEW {DB}.sketch_series_mv TO {DB}.sketch_series AS"
+        f" SELECT DISTINCT cityHash64(p) AS id, p AS path, {cls_expr} AS cls"
+        f" FROM (SELECT path AS p FROM {DB}.sketches_in)"
+    )
     return stmts
+
+
+def sketch_tables(policy: StoragePolicy) -> dict[str, int]:
+    """Sketch tables by name, with their bucket step (0: as written)."""
+    return {"sketches": 0, **{f"sketches_{step}": step for step in policy.rollup_steps()}}
 
 
 def view_names(policy: StoragePolicy) -> list[str]:
     """Every materialized view the policy needs."""
-    return ["points_classify", "points_mv", "series_mv"] + [
-        f"rollup_{step}_mv" for step in policy.rollup_steps()
-    ]
+    return (
+        ["points_classify", "points_mv", "series_mv", "sketch_series_mv"]
+        + [f"rollup_{step}_mv" for step in policy.rollup_steps()]
+        + [f"{table}_mv" for table in sketch_tables(policy)]
+    )
 
 
 # How each method reads a bucket: from raw points, and from a rollup table.

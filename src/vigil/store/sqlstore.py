@@ -13,12 +13,13 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
 
 from vigil.query.series import Series, parse_tags
+from vigil.sketch import grouped_quantiles
 from vigil.query.source import Event, MetricNode
 from vigil.store import schema
 from vigil.store.interface import StorageError
@@ -154,6 +155,15 @@ class SqlStore:
             self._conn().insert_arrow(f"{DB}.points_in", batch)
         except Exception as e:
             raise StorageError(f"insert of {batch.num_rows} points failed: {e}") from e
+
+    def write_sketches(self, batch: pa.Table) -> None:
+        """Store timer sketches (``sketch.SKETCH_SCHEMA``); same contract as ``write_points``."""
+        if batch.num_rows == 0:
+            return
+        try:
+            self._conn().insert_arrow(f"{DB}.sketches_in", batch)
+        except Exception as e:
+            raise StorageError(f"insert of {batch.num_rows} sketches failed: {e}") from e
 
     def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
         """Store one timeline event and return it with its id."""
@@ -299,6 +309,47 @@ class SqlStore:
             for i, (_, path) in enumerate(members)
         ]
 
+    def timer_quantile(self, pattern: str, start: int, end: int, q: float) -> Series | None:
+        """The ``q`` quantile over every timer sketch matching ``pattern``, merged per bucket.
+
+        Sketches of all matching timers (hosts) are merged by the engine before
+        the quantile is taken, at the finest step covering ``start`` for all of
+        them; None when no timer matches.
+        """
+        regex = sql_string(f"^{glob_body(pattern)}$")
+        rows = _rows(self._query(
+            f"SELECT id, any(cls) FROM {DB}.sketch_series WHERE"
+            f" {_path_range(literal_prefix(pattern))} AND match(path, {regex}) GROUP BY id"
+        ))  # fmt: skip
+        if not rows:
+            return None
+        now = int(self.clock())
+        schemas = [self.policy.schemas[min(c, len(self.policy.schemas) - 1)] for _, c in rows]
+        archives = [self.policy.archive_for(self.policy.schemas.index(sc), start, now) for sc in schemas]
+        step = max(a.step for a in archives)
+        finest = all(a == sc.archives[0] for a, sc in zip(archives, schemas))
+        table = "sketches" if finest else f"sketches_{step}"
+        first = start - start % step
+        n = max(0, -(-(end - first) // step))
+        ids = ", ".join(str(i) for i, _ in rows)
+        result = self._query(
+            f"SELECT intDiv(toUInt32(ts), {step}) * {step} AS t, sumMapMerge(bins) AS m,"
+            f" m.1 AS keys, m.2 AS counts FROM {DB}.{table} WHERE id IN ({ids})"
+            f" AND ts >= toDateTime({first}) AND ts < toDateTime({end}) GROUP BY t ORDER BY t"
+        )
+        values = np.full(n, np.nan)
+        if result.num_rows:
+            keys = result.column("keys").combine_chunks()
+            counts = result.column("counts").combine_chunks()
+            offsets = keys.offsets.to_numpy()
+            quantiles = grouped_quantiles(
+                offsets, keys.flatten().to_numpy(), counts.flatten().to_numpy(), [q]
+            )[:, 0]
+            col = (result.column("t").to_numpy().astype(np.int64) - first) // step
+            ok = (col >= 0) & (col < n)
+            values[col[ok]] = quantiles[ok]
+        return Series(pattern, first, step, values)
+
     # -- events ---------------------------------------------------------------
 
     def events(self, start: int, end: int, tags: Sequence[str] = ()) -> list[Event]:
@@ -318,7 +369,11 @@ class SqlStore:
 
     def sweep_retention(self, now: int) -> int:
         """Drop whole partitions older than the retention of their class and table."""
-        tables = {"points": 0, **{f"rollup_{s}": s for s in self.policy.rollup_steps()}}
+        tables = {
+            "points": 0,
+            **{f"rollup_{s}": s for s in self.policy.rollup_steps()},
+            **schema.sketch_tables(self.policy),
+        }
         names = ", ".join(sql_string(t) for t in tables)
         sql = (
             "SELECT DISTINCT table, partition_id, partition FROM system.parts"
@@ -359,7 +414,7 @@ def _period_end(period: str) -> int:
     return calendar.timegm((year, month, 1, 0, 0, 0))
 
 
-def _rows(table: pa.Table) -> list[tuple[object, ...]]:
+def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
     """Rows of a small result as tuples."""
     columns = [c.to_pylist() for c in table.columns]
     return list(zip(*columns))
