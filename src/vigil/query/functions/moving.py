@@ -18,12 +18,12 @@ import dataclasses
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from vigil.query.functions._interval import interval_seconds
 from vigil.query.functions.aggregation import reduce_rows
 from vigil.query.functions.filter import AggFunc, aggregation
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
 from vigil.query.functions.transform import derived, reevaluate
 from vigil.query.series import FloatArray, Series
+from vigil.query.timeparse import parse_interval
 
 collect = Collector()
 
@@ -42,7 +42,7 @@ class _Window:
     @classmethod
     def parse(cls, size: int | str, series_list: list[Series]) -> _Window:
         if isinstance(size, str):
-            return cls(size, abs(interval_seconds(size)))
+            return cls(size, abs(parse_interval(size)))
         if size < 0:
             raise RenderError(f"windowSize must not be negative, got {size}")
         return cls(int(size), max(s.step for s in series_list) * int(size))

@@ -13,12 +13,12 @@ import datetime as dt
 
 import numpy as np
 
-from vigil.query.functions._interval import interval_seconds
 from vigil.query.functions.aggregation import reduce_rows
 from vigil.query.functions.filter import AggFunc, aggregation
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
 from vigil.query.functions.transform import derived, reevaluate
 from vigil.query.series import FloatArray, Series
+from vigil.query.timeparse import parse_interval
 
 collect = Collector()
 
@@ -29,7 +29,7 @@ _MINUTE, _HOUR, _DAY = 60, 3600, 86400
 
 
 def _bucket_seconds(interval: str) -> int:
-    seconds = abs(interval_seconds(interval))
+    seconds = abs(parse_interval(interval))
     if seconds == 0:
         raise RenderError(f"the interval {interval!r} is zero; give a length such as '1h'")
     return seconds
@@ -134,11 +134,7 @@ def _truncate(ts: int, unit: str) -> int:
         _SERIES_LIST,
         _INTERVAL,
         Param("func", "aggFunc", default="sum"),
-        Param(
-            "alignTo",
-            "string",
-            options=("years", "months", "weeks", "days", "hours", "minutes", "seconds"),
-        ),
+        Param("alignTo", "string"),
     ],
 )
 def smart_summarize(
@@ -146,18 +142,18 @@ def smart_summarize(
     seriesList: list[Series],
     intervalString: str,
     func: str = "sum",
-    alignTo: str | bool | None = None,
+    alignTo: str | None = None,
 ) -> list[Series]:
     """Aggregate the points into buckets of an interval counted from the series' start.
 
-    With ``alignTo`` (``"days"``, ``"hours"``, ``"weeks"``...) the series are
-    fetched again from the request's start rounded down to that unit (UTC),
-    so that buckets fall on whole days or hours. A boolean ``alignTo`` (the
-    old ``alignToFrom``) is ignored.
+    With ``alignTo`` (``"years"``, ``"months"``, ``"weeks"``, ``"days"``,
+    ``"hours"``, ``"minutes"`` or ``"seconds"``; ``"weeks3"`` starts weeks on
+    Wednesday) the series are fetched again from the request's start rounded
+    down to that unit in UTC, so that buckets fall on whole days or hours.
     """
     reducer = aggregation(func)
     interval = _bucket_seconds(intervalString)
-    if isinstance(alignTo, str):
+    if alignTo is not None:
         seriesList = reevaluate(ctx, seriesList, _truncate(ctx.start, alignTo), ctx.end)
     out = []
     for s in seriesList:

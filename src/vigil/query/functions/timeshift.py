@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import time
 
-from vigil.query.functions._interval import interval_seconds
 from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.functions.transform import derived, reevaluate
 from vigil.query.series import Series
+from vigil.query.timeparse import parse_interval
 
 collect = Collector()
 
@@ -82,7 +82,7 @@ def time_shift(
     if not seriesList:
         return []
     shift = _backwards(timeShift)
-    delta = interval_seconds(shift)
+    delta = parse_interval(shift)
     start, end = ctx.start + delta, ctx.end + delta
     if alignDST:
         correction = _dst_correction(ctx, start, end)
@@ -121,7 +121,7 @@ def time_stack(
     if not seriesList:
         return []
     unit = _backwards(timeShiftUnit)
-    delta = interval_seconds(unit)
+    delta = parse_interval(unit)
     out = []
     for shift in range(timeShiftStart, timeShiftEnd):
         tags: dict[str, object] = {"timeShiftUnit": unit, "timeShift": shift}

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from vigil.query.functions._interval import interval_seconds
 from vigil.query.functions.aggregation import CONSOLIDATIONS
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
 from vigil.query.series import FloatArray, Series
+from vigil.query.timeparse import parse_interval
 
 collect = Collector()
 
@@ -298,7 +298,7 @@ def integral_by_interval(
     ``integralByInterval(company.sales.perMinute, "1d")&from=midnight-10days``
     shows the sales of each day so far. A null point repeats the running sum.
     """
-    interval = abs(interval_seconds(intervalUnit))
+    interval = abs(parse_interval(intervalUnit))
     if interval == 0:
         raise RenderError(f"integralByInterval: the interval {intervalUnit!r} is zero")
     out = []
