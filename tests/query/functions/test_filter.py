@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from tests.query.functions.golden_cases import golden_params, run_case
 from tests.query.memsource import MemorySource
-from vigil.query.functions import filter
+from vigil.query.functions import alias, filter, sort, special
 from vigil.query.functions.registry import RenderContext
 from vigil.query.series import Series
 
@@ -143,7 +143,8 @@ def test_percentile_is_one_of_the_values(values: list[float | None], n: float) -
     assert math.isnan(got) if not _present(values) else got in _present(values)
 
 
-def test_generated_functions_describe_themselves() -> None:
-    for spec in filter.collect.specs:
+@pytest.mark.parametrize("module", [filter, sort, alias, special], ids=lambda m: m.__name__)
+def test_descriptions_start_with_a_sentence(module: Any) -> None:
+    for spec in module.collect.specs:
         first_line = spec.describe()["description"].splitlines()[0]
         assert first_line.endswith(".") and first_line[0].isupper(), spec.name

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -27,12 +28,14 @@ collect = Collector()
 _DOLLAR_GROUP = re.compile(r"\$(\d+)")
 
 # graphite's unit systems for legend values, largest prefix first.
-_UNITS: dict[str, tuple[tuple[str, float], ...]] = {
-    "si": tuple((p, 1000.0**e) for p, e in (("P", 5), ("T", 4), ("G", 3), ("M", 2), ("K", 1))),
-    "binary": tuple(
-        (p, 1024.0**e) for p, e in (("Pi", 5), ("Ti", 4), ("Gi", 3), ("Mi", 2), ("Ki", 1))
-    ),
-}
+_UNITS: Mapping[str, tuple[tuple[str, float], ...]] = MappingProxyType(
+    {
+        "si": tuple((p, 1000.0**e) for p, e in (("P", 5), ("T", 4), ("G", 3), ("M", 2), ("K", 1))),
+        "binary": tuple(
+            (p, 1024.0**e) for p, e in (("Pi", 5), ("Ti", 4), ("Gi", 3), ("Mi", 2), ("Ki", 1))
+        ),
+    }
+)
 
 
 def _derive(

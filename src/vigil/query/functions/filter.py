@@ -16,6 +16,7 @@ that keyword arguments in a target bind to them.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator as op
 import re
@@ -146,15 +147,13 @@ AGGREGATIONS: Mapping[str, AggFunc] = MappingProxyType(
 )
 """graphite-web's aggregation functions and their aliases, each reducing the last axis."""
 
-AGGREGATION_NAMES = tuple(AGGREGATIONS)
-
 
 def aggregation(name: str) -> AggFunc:
     """The aggregation called ``name``, or a RenderError naming the valid ones."""
     try:
         return AGGREGATIONS[name]
     except KeyError:
-        valid = ", ".join(AGGREGATION_NAMES)
+        valid = ", ".join(AGGREGATIONS)
         raise RenderError(
             f"unsupported aggregation function {name!r}; use one of {valid}"
         ) from None
@@ -243,7 +242,8 @@ def _declare_ranking(name: str, func: str, is_highest: bool, doc: str) -> None:
         return _ranked(seriesList, n, func, is_highest)
 
     ranking.__name__ = ranking.__qualname__ = name
-    ranking.__doc__ = f"{doc}\n\nThe same as ``{'highest' if is_highest else 'lowest'}(seriesList, n, '{func}')``."
+    general = "highest" if is_highest else "lowest"
+    ranking.__doc__ = f"{doc}\n\nThe same as ``{general}(seriesList, n, '{func}')``."
     collect.function(name, "Filter Series", [SERIES, _N_SERIES])(ranking)
 
 
@@ -419,22 +419,35 @@ def _check_percent(n: float) -> None:
         raise RenderError(f"the percentile must be above 0 and at most 100, not {n:g}")
 
 
-def _blank(series: Series, name: str, drop: npt.NDArray[np.bool_]) -> Series:
-    """A copy renamed ``name`` with the points where ``drop`` holds set to None."""
-    values = np.where(drop, np.nan, series.values)
-    return series.copy(name=name, path_expression=name, values=values)
+def _removed(
+    series_list: list[Series],
+    label: str,
+    n: float,
+    bound: Callable[[FloatArray], float],
+    above: bool,
+) -> list[Series]:
+    """Copies named ``label(name, n)`` without the points beyond each series' ``bound``."""
+    result = []
+    for s in series_list:
+        limit = bound(s.values)
+        drop = s.values > limit if above else s.values < limit
+        name = f"{label}({s.name}, {n:g})"
+        result.append(
+            s.copy(name=name, path_expression=name, values=np.where(drop, np.nan, s.values))
+        )
+    return result
 
 
 @collect.function("removeAboveValue", "Filter Data", [SERIES, _N_VALUE])
 def remove_above_value(ctx: RenderContext, seriesList: list[Series], n: float) -> list[Series]:
     """Sets the points above ``n`` to None."""
-    return [_blank(s, f"removeAboveValue({s.name}, {n:g})", s.values > n) for s in seriesList]
+    return _removed(seriesList, "removeAboveValue", n, lambda values: n, above=True)
 
 
 @collect.function("removeBelowValue", "Filter Data", [SERIES, _N_VALUE])
 def remove_below_value(ctx: RenderContext, seriesList: list[Series], n: float) -> list[Series]:
     """Sets the points below ``n`` to None."""
-    return [_blank(s, f"removeBelowValue({s.name}, {n:g})", s.values < n) for s in seriesList]
+    return _removed(seriesList, "removeBelowValue", n, lambda values: n, above=False)
 
 
 @collect.function("removeAbovePercentile", "Filter Data", [SERIES, _N_VALUE])
@@ -444,10 +457,8 @@ def remove_above_percentile(ctx: RenderContext, seriesList: list[Series], n: flo
     The percentile is taken by nearest rank, as ``nPercentile`` does.
     """
     _check_percent(n)
-    return [
-        _blank(s, f"removeAbovePercentile({s.name}, {n:g})", s.values > percentile(s.values, n))
-        for s in seriesList
-    ]
+    bound = functools.partial(percentile, n=n)
+    return _removed(seriesList, "removeAbovePercentile", n, bound, above=True)
 
 
 @collect.function("removeBelowPercentile", "Filter Data", [SERIES, _N_VALUE])
@@ -457,10 +468,8 @@ def remove_below_percentile(ctx: RenderContext, seriesList: list[Series], n: flo
     The percentile is taken by nearest rank, as ``nPercentile`` does.
     """
     _check_percent(n)
-    return [
-        _blank(s, f"removeBelowPercentile({s.name}, {n:g})", s.values < percentile(s.values, n))
-        for s in seriesList
-    ]
+    bound = functools.partial(percentile, n=n)
+    return _removed(seriesList, "removeBelowPercentile", n, bound, above=False)
 
 
 @collect.function("nPercentile", "Calculate", [SERIES, _N_VALUE])
