@@ -113,15 +113,30 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
         f" FROM {DB}.points_cls GROUP BY id",
     ]
     avg, total, low, high, last = range(len(METHODS))
-    for step, classes in policy.rollup_steps().items():
+    steps = policy.rollup_steps()
+    for step, classes in steps.items():
+        where = f"WHERE cls IN ({', '.join(map(str, classes))})"
+        source = _finer_rollup(steps, step)
+        if source is None:  # aggregate points
+            select = (
+                f"count() AS cnt, sumIf(value, m IN ({avg}, {total})) AS sum,"
+                f" minIf(value, m = {low}) AS min, maxIf(value, m = {high}) AS max,"
+                f" argMaxStateIf(value, raw_ts, m = {last}) AS last"
+            )
+            inner = f"cls, id, m, ts AS raw_ts, value FROM {DB}.points_cls"
+            raw_ts = "ts"
+        else:  # merge the finer rollup's fresh rows: far fewer than points
+            select = (
+                "sum(cnt) AS cnt, sum(sum) AS sum, min(min) AS min, max(max) AS max,"
+                " argMaxMergeState(last) AS last"
+            )
+            inner = f"cls, id, cnt, sum, min, max, last FROM {DB}.rollup_{source}"
+            raw_ts = "toUInt32(ts)"
         stmts.append(
             f"CREATE MATERIALIZED VIEW {DB}.rollup_{step}_mv TO {DB}.rollup_{step} AS"
-            " SELECT cls, id, bucket AS ts, count() AS cnt,"
-            f" sumIf(value, m IN ({avg}, {total})) AS sum, minIf(value, m = {low}) AS min,"
-            f" maxIf(value, m = {high}) AS max, argMaxStateIf(value, raw_ts, m = {last}) AS last"
-            f" FROM (SELECT cls, id, m, ts AS raw_ts, toDateTime(intDiv(ts, {step}) * {step})"
-            f" AS bucket, value FROM {DB}.points_cls WHERE cls IN ({', '.join(map(str, classes))}))"
-            " GROUP BY cls, id, bucket"
+            f" SELECT cls, id, bucket AS ts, {select}"
+            f" FROM (SELECT toDateTime(intDiv({raw_ts}, {step}) * {step}) AS bucket, {inner}"
+            f" {where}) GROUP BY cls, id, bucket"
         )
     for table, step in sketch_tables(policy).items():
         classes = policy.rollup_steps().get(step, list(range(len(policy.schemas))))
@@ -139,6 +154,16 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
         f" FROM (SELECT path AS p FROM {DB}.sketches_in)"
     )
     return stmts
+
+
+def _finer_rollup(steps: dict[int, list[int]], step: int) -> int | None:
+    """The coarsest finer rollup that can feed ``step`` (divides it, keeps all its classes)."""
+    feeders = [
+        finer
+        for finer, classes in steps.items()
+        if finer < step and step % finer == 0 and set(steps[step]) <= set(classes)
+    ]
+    return max(feeders, default=None)
 
 
 def sketch_tables(policy: StoragePolicy) -> dict[str, int]:
