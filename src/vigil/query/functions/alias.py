@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from vigil.query.functions.filter import AGGREGATIONS, SERIES
+from vigil.query.functions.filter import AGGREGATIONS, SERIES, aggregation
 from vigil.query.functions.nodes import node_value
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
 from vigil.query.series import FloatArray, Series
@@ -161,21 +161,18 @@ def _with_unit(value: float, system: str) -> str:
     return f"{value:.2f}"
 
 
-def _legend_value(series: Series, value_type: str) -> float | str | None:
-    reduce = AGGREGATIONS.get(value_type)
-    if reduce is None:
-        return "(?)"
-    value = float(reduce(series.values))
+def _legend_value(series: Series, value_type: str) -> float | None:
+    value = float(aggregation(value_type)(series.values))
     if math.isnan(value):
         return None
     return int(value) if value_type == "count" else value
 
 
-def _legend_text(name: str, value_type: str, value: float | str | None, system: str) -> str:
+def _legend_text(name: str, value_type: str, value: float | None, system: str) -> str:
     if not system:
         return f"{name} ({value_type}: {value})"
-    text = _with_unit(value, system) if isinstance(value, float | int) else value
-    return f"{name:<20}{value_type:<5}{text!s:<10}"
+    text = "None" if value is None else _with_unit(value, system)
+    return f"{name:<20}{value_type:<5}{text:<10}"
 
 
 @collect.function(
