@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from tests.query.functions.golden_cases import golden_params, run_case
 from tests.query.memsource import MemorySource
+from vigil.query.evaluator import evaluate_target, make_context
 from vigil.query.functions import combine
 from vigil.query.functions.aggregation import normalize
 from vigil.query.functions.combine import (
@@ -87,3 +88,30 @@ def test_percentages_of_the_sum_add_up_to_100(rows: list[list[float]]) -> None:
     series = [_series(f"a.s{i}", points) for i, points in enumerate(rows)]
     parts = as_percent(_ctx(), series)
     np.testing.assert_allclose(np.sum([p.values for p in parts], axis=0), 100.0)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        (
+            'movingAverage(groupByNode(s.*.cpu,1,"sum"),1)',
+            {"movingAverage(h1,1)": [3.0, 3.0], "movingAverage(h2,1)": [10.0, 10.0]},
+        ),
+        (
+            'movingSum(aggregate(s.*.cpu,"avg"),1)',
+            {"movingSum(avgSeries(s.*.cpu),1)": [6.5, 6.5]},
+        ),
+        (
+            "movingMax(percentileOfSeries(s.*.cpu,50),1)",
+            {"movingMax(percentileOfSeries(s.*.cpu,50),1)": [10.0, 10.0]},
+        ),
+    ],
+)
+def test_results_re_evaluate_to_themselves(target: str, expected: dict[str, list[float]]) -> None:
+    # Moving windows fetch their input again through its path expression.
+    source = MemorySource(step=60)
+    source.add("s.h1.cpu", 0, [3.0] * 4)
+    source.add("s.h2.cpu", 0, [10.0] * 4)
+    ctx = make_context(source, 120, 240, 240)
+    result = evaluate_target(target, ctx)
+    assert {s.name: s.as_list() for s in result} == expected

@@ -18,6 +18,7 @@ from vigil.query.functions.aggregation import normalize, reduce_rows
 from vigil.query.functions.filter import aggregation
 from vigil.query.functions.nodes import node_value
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.grammar import String, render
 from vigil.query.series import FloatArray, Series
 
 collect = Collector()
@@ -47,9 +48,31 @@ def _format_number(value: float) -> str:
 def _new_series(
     name: str, start: int, step: int, values: FloatArray, x_files_factor: float, **fields: Any
 ) -> Series:
-    return Series(
-        name, start, step, values, path_expression=name, x_files_factor=x_files_factor, **fields
-    )
+    """A result series whose path expression is its name unless ``fields`` say otherwise."""
+    fields.setdefault("path_expression", name)
+    return Series(name, start, step, values, x_files_factor=x_files_factor, **fields)
+
+
+# Aggregations whose graphite-web result name is also a call that computes it again.
+_SELF_NAMED = frozenset(("sum", "average", "min", "max", "diff", "multiply"))
+
+
+def _one_list(expressions: Sequence[str]) -> str:
+    """Expressions as one series-list argument: ``a.*``, or ``group(a.b,c.d)``."""
+    distinct = list(dict.fromkeys(expressions))
+    return distinct[0] if len(distinct) == 1 else f"group({','.join(distinct)})"
+
+
+def _aggregate_expression(expressions: Sequence[str], label: str, xff: float | None) -> str:
+    """A target that evaluates again to an aggregate, for functions that re-fetch their input.
+
+    graphite-web's name ``avgSeries(a.*)`` names no function, so such results
+    carry ``aggregate(a.*,"avg")`` as their path expression instead.
+    """
+    if label in _SELF_NAMED and xff is None:
+        return f"{label}Series({','.join(dict.fromkeys(expressions))})"
+    xff_arg = "" if xff is None else f",{xff!r}"
+    return f"aggregate({_one_list(expressions)},{render(String(label))}{xff_arg})"
 
 
 def _aggregate(
@@ -62,6 +85,9 @@ def _aggregate(
     if not series_list:
         return []
     grid = normalize(series_list)
+    expression = _aggregate_expression(
+        [s.path_expression for s in series_list], label, x_files_factor
+    )
     if x_files_factor is None:
         x_files_factor = max(s.x_files_factor for s in series_list)
     values = reduce_rows(grid.matrix.T, reducer, x_files_factor)
@@ -69,7 +95,17 @@ def _aggregate(
     tags = _common_tags(series_list)
     tags.setdefault("name", name)
     tags["aggregatedBy"] = label
-    return [_new_series(name, grid.start, grid.step, values, x_files_factor, tags=tags)]
+    return [
+        _new_series(
+            name,
+            grid.start,
+            grid.step,
+            values,
+            x_files_factor,
+            tags=tags,
+            path_expression=expression,
+        )
+    ]
 
 
 @collect.function(
@@ -205,8 +241,22 @@ def percentile_of_series(
         return []
     grid = normalize(seriesList)
     name = f"percentileOfSeries({seriesList[0].path_expression},{n:g})"
+    flag = ",true" if interpolate else ""
+    # graphite-web names the result after the first input only; re-evaluate them all.
+    expression = (
+        f"percentileOfSeries({_one_list([s.path_expression for s in seriesList])},{n!r}{flag})"
+    )
     values = _percentile(grid.matrix.T, n, interpolate)
-    return [_new_series(name, grid.start, grid.step, values, seriesList[0].x_files_factor)]
+    return [
+        _new_series(
+            name,
+            grid.start,
+            grid.step,
+            values,
+            seriesList[0].x_files_factor,
+            path_expression=expression,
+        )
+    ]
 
 
 @collect.function("group", "Combine", [Param("seriesLists", "seriesList", multiple=True)])
@@ -250,8 +300,13 @@ def group_by_nodes(
     out = []
     for key, members in _groups(seriesList, nodes).items():
         [result] = _aggregate([members], callback)
-        # The path expression stays the aggregate's, which re-evaluates to the group.
-        out.append(result.copy(name=key))
+        # Members of all groups share one path expression (``servers.*.cpu``), so
+        # the group is re-evaluated from its members' names and renamed again.
+        inner = _aggregate_expression(
+            [m.name for m in members], callback.removesuffix("Series"), None
+        )
+        expression = f"alias({inner},{render(String(key))})"
+        out.append(result.copy(name=key, path_expression=expression))
     return out
 
 
