@@ -127,7 +127,7 @@ def render(node: Expr | Literal) -> str:
     if isinstance(node, Path):
         return _render_path(node.path)
     if isinstance(node, Call):
-        parts = [render(a) for a in node.args]
+        parts = [_render_positional(a) for a in node.args]
         parts += [f"{k}={render(v)}" for k, v in node.kwargs]
         return f"{node.name}({','.join(parts)})"
     if isinstance(node, String):
@@ -140,6 +140,14 @@ def render(node: Expr | Literal) -> str:
             return str(node.value)
         return repr(node.value)
     return "None"
+
+
+def _render_positional(node: Expr | Literal) -> str:
+    text = render(node)
+    keyword = _KEYWORD_ARG.match(text) if isinstance(node, Path) else None
+    if keyword:
+        text = text[: keyword.end() - 1] + "\\=" + text[keyword.end() :]
+    return text
 
 
 def _render_path(path: str) -> str:
