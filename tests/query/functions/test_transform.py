@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.query.functions.golden_cases import golden_params, run_case
 from tests.query.memsource import MemorySource
+from vigil.query.evaluator import evaluate_target, make_context
 from vigil.query.functions import moving, summarize, timeshift, transform
 from vigil.query.functions.moving import moving_sum
 from vigil.query.functions.registry import RenderContext
@@ -113,3 +114,23 @@ def test_moving_sum_of_one_point_is_the_previous_point(values: list[int | None])
     assert summed.start == 300
     expected = [math.nan if v is None else float(v) for v in values[4:11]]
     np.testing.assert_array_equal(summed.values, expected)
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ('timeShift(movingWindow(a.b,1,"avg"),"1min")', [3.0, None, None]),
+        ('timeShift(movingAverage(a.b,2,1.0),"1min")', [2.5, None, None]),
+        ('timeShift(keepLastValue(a.b,1),"2min")', [3.0, None, None]),
+        ('timeShift(transformNull(a.b,-1,c.d),"1min")', [-1.0, None, None]),
+    ],
+)
+def test_results_re_evaluate_to_themselves(target: str, expected: list[float | None]) -> None:
+    # timeShift fetches its input again through its path expression, which must
+    # keep the arguments that the graphite-web name leaves out.
+    source = MemorySource(step=60)
+    source.add("a.b", 0, [1.0, 2.0, 3.0, None, None, None])
+    source.add("c.d", 0, [0.0] * 4)
+    ctx = make_context(source, 240, 420, 420)
+    [result] = evaluate_target(target, ctx)
+    assert result.as_list() == expected

@@ -22,6 +22,7 @@ from vigil.query.functions.aggregation import reduce_rows
 from vigil.query.functions.filter import AggFunc, aggregation
 from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
 from vigil.query.functions.transform import derived, reevaluate
+from vigil.query.grammar import String, render
 from vigil.query.series import FloatArray, Series
 from vigil.query.timeparse import parse_interval
 
@@ -54,6 +55,10 @@ class _Window:
     def label(self) -> str:
         """The window as the result name shows it: ``5`` or ``"5min"``."""
         return f'"{self.size}"' if isinstance(self.size, str) else str(self.size)
+
+
+# Result names that are also calls computing the same result.
+_SELF_NAMED = frozenset(("movingAverage", "movingMedian", "movingSum", "movingMin", "movingMax"))
 
 
 def _previews(ctx: RenderContext, series_list: list[Series], window: _Window) -> list[Series]:
@@ -111,7 +116,14 @@ def moving_window(
         xff = preview.x_files_factor if xFilesFactor is None else xFilesFactor
         start, values = _trim(ctx, preview, _moving(preview.values, points, reducer, xff), points)
         name = f"{tag}({preview.name},{window.label()})"
-        out.append(derived(preview, name, values, {tag: window.size}, start=start))
+        expression = name
+        if xFilesFactor is not None or tag not in _SELF_NAMED:
+            # The name does not say how to compute the result again.
+            xff_arg = "" if xFilesFactor is None else f",{xFilesFactor!r}"
+            func_arg = render(String(func))
+            expression = f"movingWindow({preview.name},{window.label()},{func_arg}{xff_arg})"
+        tags = {tag: window.size}
+        out.append(derived(preview, name, values, tags, start=start, path_expression=expression))
     return out
 
 

@@ -34,10 +34,13 @@ def derived(
 ) -> Series:
     """A copy of ``series`` with new values, name (also its path expression) and tags added.
 
-    ``changes`` are further ``Series`` fields to replace, such as ``start``.
+    ``changes`` are further ``Series`` fields to replace, such as ``start``,
+    or a ``path_expression`` when the name leaves out an argument that a
+    re-evaluation needs.
     """
     new_tags = {**series.tags, **{key: str(value) for key, value in (tags or {}).items()}}
-    return series.copy(name=name, path_expression=name, values=values, tags=new_tags, **changes)
+    fields: dict[str, Any] = {"path_expression": name, **changes}
+    return series.copy(name=name, values=values, tags=new_tags, **fields)
 
 
 def reevaluate(
@@ -392,11 +395,14 @@ def transform_null(
                 covered[:n] |= ~np.isnan(ref.values[:n])
             fill &= covered
             name = f"transformNull({s.name},{default:g},referenceSeries)"
+            references = ",".join(dict.fromkeys(r.path_expression for r in referenceSeries))
+            expression = f"transformNull({s.name},{default!r},group({references}))"
             tags: dict[str, object] = {"transformNull": default, "referenceSeries": 1}
         else:
-            name = f"transformNull({s.name},{default:g})"
+            name = expression = f"transformNull({s.name},{default:g})"
             tags = {"transformNull": default}
-        out.append(derived(s, name, np.where(fill, default, s.values), tags))
+        values = np.where(fill, default, s.values)
+        out.append(derived(s, name, values, tags, path_expression=expression))
     return out
 
 
