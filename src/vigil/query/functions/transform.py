@@ -359,8 +359,15 @@ def keep_last_value(
     at the end. ``keepLastValue(Server01.connections.handled, 10)``
     """
     bound = float("inf") if limit is None else limit
+    limit_arg = "" if limit is None else f",{limit}"
     return [
-        derived(s, f"keepLastValue({s.name})", _fill_forward(s.values, bound)) for s in seriesList
+        derived(
+            s,
+            f"keepLastValue({s.name})",
+            _fill_forward(s.values, bound),
+            path_expression=f"keepLastValue({s.name}{limit_arg})",
+        )
+        for s in seriesList
     ]
 
 
