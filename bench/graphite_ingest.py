@@ -65,10 +65,22 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run_once(cls: type[Server], payload: Payload, args: argparse.Namespace) -> dict[str, Any]:
-    """Run the payload once against a fresh server and return its figures."""
+    """Run the payload once against a fresh server and return its figures.
+
+    The temporary directory (data, config, server log) is removed afterwards,
+    also when the run fails, unless --keep is given.
+    """
     workdir = Path(tempfile.mkdtemp(prefix=f"vigil-bench-{cls.key}-"))
-    server = cls(workdir)
-    fig: dict[str, Any] = {"workdir": str(workdir)}
+    try:
+        return measure(cls(workdir), payload, args)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[str, Any]:
+    """Start ``server``, feed it the payload, query it, stop it; return the figures."""
+    fig: dict[str, Any] = {"workdir": str(server.workdir)}
     try:
         server.start(args.start_timeout)
         time.sleep(args.settle)
@@ -124,7 +136,7 @@ def run_once(cls: type[Server], payload: Payload, args: argparse.Namespace) -> d
         fig["peak_rss_mb"] = procstat.peak_rss_bytes(server.pid) / 2**20
     finally:
         fig["graceful_stop"] = server.stop(args.stop_timeout)
-    allocated, apparent = procstat.disk_usage(server.data_dir, exclude=cls.cache_entries)
+    allocated, apparent = procstat.disk_usage(server.data_dir, exclude=server.cache_entries)
     total, _ = procstat.disk_usage(server.data_dir)
     fig.update(
         disk_bytes=allocated,
@@ -133,8 +145,6 @@ def run_once(cls: type[Server], payload: Payload, args: argparse.Namespace) -> d
         bytes_per_point=allocated / payload.points,
         bytes_per_point_with_caches=total / payload.points,
     )
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
     return fig
 
 
