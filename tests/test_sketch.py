@@ -139,6 +139,13 @@ def test_zero_and_negative_values(
         assert within_accuracy(estimate, truth)
 
 
+def test_the_largest_floats_have_finite_bin_values() -> None:
+    biggest = np.finfo(np.float64).max
+    values = values_of(keys_of([biggest, -biggest, MAPPING.max_possible]))
+    assert np.isfinite(values).all()
+    assert within_accuracy(values[2], MAPPING.max_possible)
+
+
 def test_zero_has_key_zero_and_signs_are_mirrored() -> None:
     assert keys_of([0.0, -0.0, 1e-320]).tolist() == [0, 0, 0]
     positive, negative = keys_of([7.5, -7.5])

@@ -66,9 +66,10 @@ SKETCH_SCHEMA = pa.schema(
 # log(gamma) as the package computes it (from the accuracy, not the rounded gamma),
 # so that keys and values agree with its scalar ones to the last few ulps.
 _LOG_GAMMA = math.log1p(2 * MAPPING.relative_accuracy / (1 - MAPPING.relative_accuracy))
-# The package's bin value: the point of a bin [gamma^(k-1), gamma^k] within
-# relative_accuracy of both ends.
-_VALUE_FACTOR = 2.0 / (1.0 + MAPPING.gamma)
+# The package's bin value is gamma^k * 2 / (1 + gamma): the point of a bin
+# [gamma^(k-1), gamma^k] within relative_accuracy of both ends. Taken inside the
+# exponential so the top bin's gamma^k cannot overflow on the way.
+_LOG_VALUE_FACTOR = math.log(2.0 / (1.0 + MAPPING.gamma))
 # Encoded keys shifted to be non-negative below 2**_KEY_BITS, to pack (group, key) in an int64.
 _KEY_BITS = 18
 _KEY_SHIFT = 1 << (_KEY_BITS - 1)
@@ -95,7 +96,7 @@ def values_of(keys: npt.ArrayLike) -> FloatArray:
     """The representative value of each encoded key: within 1% of every value in its bin."""
     k = np.asarray(keys, dtype=np.int64)
     magnitude = np.abs(k) - KEY_BIAS
-    value = np.exp(magnitude * _LOG_GAMMA) * _VALUE_FACTOR
+    value = np.exp(magnitude * _LOG_GAMMA + _LOG_VALUE_FACTOR)
     return np.where(k == 0, 0.0, np.where(k < 0, -value, value))
 
 

@@ -251,6 +251,15 @@ def test_aggregates_that_overflow_are_dropped_and_counted() -> None:
     assert aggregator.dropped == {"non-finite aggregate": 2}
 
 
+def test_timer_stats_that_overflow_are_dropped_without_warnings() -> None:
+    aggregator = StatsdAggregator(percentiles=(99,))
+    out = flushed(aggregator, b"t:1.7e308|ms\nt:1.7e308|ms\nt:-1e200|ms", b"t:1e300|ms")
+    assert out["stats.timers.t.upper"] == 1.7e308
+    assert out["stats.timers.t.p99"] == pytest.approx(1.7e308, rel=0.01)
+    assert "stats.timers.t.sum" not in out and "stats.timers.t.std" not in out
+    assert aggregator.dropped["non-finite aggregate"] >= 3
+
+
 def test_an_empty_flush_gives_empty_tables() -> None:
     points, sketches = StatsdAggregator().flush(NOW)
     assert points.num_rows == 0 and points.schema == POINTS_SCHEMA

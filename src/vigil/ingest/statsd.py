@@ -32,8 +32,8 @@ input, which the tests check on generated data.
 
 Measured on the development machine (2 cores shared with other work;
 200k lines in datagrams of 20, a mix of all types, a third sampled, two thirds
-with two DogStatsD tags): about 1.3M lines/s whether the lines come from 2,000
-series or are all distinct; 0.7M lines/s when the batch also holds one line of
+with two DogStatsD tags): 1.2M to 1.4M lines/s whether the lines come from
+2,000 series or are all distinct; 0.7M lines/s when the batch also holds one line of
 invalid UTF-8 (every line is then decoded on its own); 0.23M lines/s when
 every line is rejected; ``parse_line`` alone, 0.14M lines/s.
 """
@@ -41,6 +41,7 @@ every line is rejected; ``parse_line`` alone, 0.14M lines/s.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
@@ -187,7 +188,7 @@ def _number(text: str) -> float:
             raise _Refused("value is NaN or infinite")
         raise _Refused("value is not a number")
     value = float(text)
-    if value in (float("inf"), float("-inf")):
+    if not math.isfinite(value):
         raise _Refused("value is NaN or infinite")
     return value
 

@@ -112,11 +112,16 @@ class StatsdAggregator:
         self._quantiles = [0.5, *(p / 100 for p in self.percentiles)]
 
     def add(self, batch: StatsdBatch) -> None:
-        """Fold a parsed batch into the current interval."""
-        self._add_counters(batch.counters)
-        self._add_gauges(batch.gauges)
-        self._add_timers(batch.timers)
-        self._add_sets(batch.sets)
+        """Fold a parsed batch into the current interval.
+
+        Sums past the float range become infinite without a warning; ``flush``
+        drops and counts them.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._add_counters(batch.counters)
+            self._add_gauges(batch.gauges)
+            self._add_timers(batch.timers)
+            self._add_sets(batch.sets)
 
     def flush(self, now: int) -> tuple[pa.Table, pa.Table]:
         """The points (``POINTS_SCHEMA``) and timer sketches (``SKETCH_SCHEMA``) of the interval, stamped ``now``.
@@ -127,10 +132,11 @@ class StatsdAggregator:
         if not 0 <= now <= MAX_TS:
             raise ValueError(f"flush time {now} is not a unix time in seconds")
         out = _Points()
-        self._emit_counters(out)
-        self._emit_gauges(out)
-        sketches = self._emit_timers(out, now)
-        self._emit_sets(out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._emit_counters(out)
+            self._emit_gauges(out)
+            sketches = self._emit_timers(out, now)
+            self._emit_sets(out)
         points = out.table(now)
         finite = np.isfinite(points.column("value").to_numpy())
         if not finite.all():
