@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import time
 
 from prometheus_client import Counter
 
 from vigil.bus.fanout import Bus
 from vigil.ingest.linebuffer import ChunkWorker
-from vigil.ingest.listeners import LineDatagramProtocol, LineStreamProtocol
+from vigil.ingest.listeners import DatagramCollector, LineDatagramProtocol, LineStreamProtocol
 from vigil.ingest.plaintext import LineRules, parse_chunk
 from vigil.ingest.rejects import RejectLog
+from vigil.ingest.statsd import StatsdBatch, parse_statsd
+from vigil.ingest.statsd_aggregator import StatsdAggregator
 from vigil.model import ParseResult
 from vigil.settings import IngestSettings
 from vigil.telemetry import Telemetry
@@ -38,6 +42,19 @@ class IngestStage:
             settings.chunk_bytes,
             settings.chunk_seconds,
         )
+        self.statsd = StatsdAggregator(
+            flush_interval=settings.statsd_flush_interval,
+            percentiles=tuple(float(p) for p in settings.statsd_percentiles.split(",") if p.strip()),
+            max_keys=settings.statsd_max_keys,
+        )
+        self.statsd_dropped = Counter(
+            "vigil_ingest_statsd_dropped",
+            "StatsD samples or datagrams dropped by a bound, by reason.",
+            ["reason"],
+            registry=telemetry.registry,
+        )
+        self._statsd_reported: collections.Counter[str] = collections.Counter()
+        self._datagrams = DatagramCollector(max_datagrams=200_000)
         self.ports: dict[str, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._transports: list[asyncio.BaseTransport] = []
@@ -68,6 +85,48 @@ class IngestStage:
         self._transports.append(udp)
         self.ports["graphite_udp"] = port
         self._tasks.append(asyncio.create_task(self.plaintext.run()))
+        statsd, _ = await loop.create_datagram_endpoint(
+            lambda: self._datagrams, local_addr=(self.bind, s.statsd_port)
+        )
+        self._transports.append(statsd)
+        self.ports["statsd"] = statsd.get_extra_info("sockname")[1]
+        self._tasks.append(asyncio.create_task(self._run_statsd()))
+
+    async def _parse_statsd(self) -> None:
+        """Parse the datagrams received so far into the aggregator."""
+        datagrams = self._datagrams.take()
+        if datagrams:
+            batch: StatsdBatch = await asyncio.to_thread(
+                parse_statsd, datagrams, self.settings.max_line_bytes
+            )
+            self.rejects.record("statsd", batch.rejects)
+            self.statsd.add(batch)
+            self.received.labels("statsd").inc(
+                sum(t.num_rows for t in (batch.counters, batch.gauges, batch.timers, batch.sets))
+            )
+
+    async def _flush_statsd(self) -> None:
+        await self._parse_statsd()
+        points, sketches = self.statsd.flush(int(time.time()))
+        await self.bus.publish(points)
+        await self.bus.publish(sketches)
+        if self._datagrams.dropped:
+            self.statsd.dropped["receive buffer full"] += self._datagrams.dropped
+            self._datagrams.dropped = 0
+        for reason, count in self.statsd.dropped.items():
+            self.statsd_dropped.labels(reason).inc(count - self._statsd_reported[reason])
+            self._statsd_reported[reason] = count
+
+    async def _run_statsd(self) -> None:
+        """Parse datagrams often (bounded memory), flush aggregates every interval."""
+        interval = self.settings.statsd_flush_interval
+        next_flush = time.monotonic() + interval
+        while True:
+            await asyncio.sleep(min(0.2, max(0.0, next_flush - time.monotonic())))
+            await self._parse_statsd()
+            if time.monotonic() >= next_flush:
+                next_flush += interval
+                await self._flush_statsd()
 
     async def stop(self) -> None:
         """Close listeners, then parse and publish what was already received."""
@@ -79,3 +138,4 @@ class IngestStage:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.plaintext.flush()
+        await self._flush_statsd()

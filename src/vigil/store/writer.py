@@ -17,6 +17,7 @@ import pyarrow as pa
 from prometheus_client import Counter, Gauge, Histogram
 
 from vigil.bus.queue import BatchQueue
+from vigil.sketch import SKETCH_SCHEMA
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
 
@@ -59,6 +60,7 @@ class StoreWriter:
             ["destination", "reason"], registry=reg,
         )  # fmt: skip
         self._closing = False
+        self._held: pa.Table | None = None
 
     def close(self) -> None:
         """Ask ``run`` to finish once everything queued is written."""
@@ -66,7 +68,7 @@ class StoreWriter:
 
     async def run(self) -> None:
         """Write batches until closed and the queue is empty."""
-        while not (self._closing and not len(self.queue)):
+        while not (self._closing and not len(self.queue) and self._held is None):
             batch = await self._collect()
             if batch is not None:
                 await self._write(batch)
@@ -74,8 +76,10 @@ class StoreWriter:
                 self.dropped.labels(self.queue.name, reason).set(rows)
 
     async def _collect(self) -> pa.Table | None:
-        """Up to ``batch_rows`` rows, waiting at most ``batch_seconds`` after the first."""
-        first = await self.queue.get(timeout=self.batch_seconds)
+        """Up to ``batch_rows`` rows of one schema, waiting at most ``batch_seconds``."""
+        first, self._held = self._held, None
+        if first is None:
+            first = await self.queue.get(timeout=self.batch_seconds)
         if first is None:
             return None
         parts = [first]
@@ -88,6 +92,9 @@ class StoreWriter:
             more = await self.queue.get(timeout=left)
             if more is None:
                 break
+            if not more.schema.equals(first.schema):
+                self._held = more  # another kind of record: its own insert
+                break
             parts.append(more)
             rows += more.num_rows
         return pa.concat_tables(parts) if len(parts) > 1 else first
@@ -96,8 +103,13 @@ class StoreWriter:
         delay = 0.1
         while True:
             started = time.monotonic()
+            write = (
+                self.storage.write_sketches
+                if batch.schema.equals(SKETCH_SCHEMA)
+                else self.storage.write_points
+            )
             try:
-                await asyncio.to_thread(self.storage.write_points, batch)
+                await asyncio.to_thread(write, batch)
             except StorageError as e:
                 self.write_errors.inc()
                 log.warning("store: %s; retrying in %.1fs", e, delay)
@@ -105,7 +117,8 @@ class StoreWriter:
                 delay = min(delay * 2, 30.0)
                 continue
             self.write_seconds.observe(time.monotonic() - started)
-            self.points_written.inc(batch.num_rows)
+            if write == self.storage.write_points:
+                self.points_written.inc(batch.num_rows)
             return
 
 
