@@ -10,9 +10,10 @@ JSON is the hot path (Grafana asks for it on every refresh), so its
 datapoints are formatted by numpy in bulk instead of by ``json.dumps``: the
 numbers are the shortest decimals that read back as the same doubles (what
 Python's ``repr`` prints), and rows are padded with spaces (legal JSON
-whitespace) so that every datapoint of a series has the same width::
+whitespace) so that all datapoints of a group of series have the same width,
+a multiple of eight bytes::
 
-    [{"target":"a","tags":{"name":"a"},"datapoints":[[ 1.5 ,60],[12.25,120],[null ,180]]}]
+    [{"target":"a","tags":{"name":"a"},"datapoints":[[ 1.5     , 60],[null     ,120]]}]
 """
 
 from __future__ import annotations
@@ -306,7 +307,7 @@ def encode_json(data: Sequence[Series], grids: Sequence[Grid]) -> bytes:
     return b"".join(parts)
 
 
-_GROUP_POINTS = 1 << 16
+_GROUP_POINTS = 1 << 12
 
 
 def _encode_group(
@@ -331,41 +332,27 @@ def _encode_group(
 
 
 # Bulk number formatting. A row is ``[`` value ``,`` timestamp ``],``; the value
-# field is an integer part right-aligned, a point, a fraction left-aligned.
+# field is an integer part right-aligned, a point, a fraction left-aligned. Rows
+# are built as little-endian uint64 words, eight characters each, with 1-D numpy
+# operations only: every character is stored as its XOR with a space, so a blank
+# is 0 and fields are merged into a row of spaces with ``^=``.
 
-_SPACE, _MINUS, _POINT = ord(" "), ord("-"), ord(".")
-_DIGITS4 = np.frombuffer(b"".join(b"%04d" % i for i in range(10_000)), dtype=np.uint32)
+_U64 = np.uint64
+_SPACES = 0x2020202020202020
+_DIGITS4 = np.frombuffer(
+    b"".join(bytes(c ^ 0x20 for c in b"%04d" % i) for i in range(10_000)), dtype=np.uint32
+).astype(np.uint64)
+_LEAD = np.array([sum(0x10 << 8 * b for b in range(j)) for j in range(9)], dtype=np.uint64)
+_TRAIL = np.array([sum(0x10 << 8 * (7 - b) for b in range(j)) for j in range(9)], dtype=np.uint64)
+_SIGN = np.array([0, *(0x0D << 8 * (7 - j) for j in range(8)), 0], dtype=np.uint64)
 _POW10_F = 10.0 ** np.arange(23)  # every entry is exact
 _POW10_BOUNDS = 10.0 ** np.arange(-5, 18)  # _POW10_BOUNDS[e + 5] is 10**e, rounded below 1
+_UP = np.array([1.0, *(10.0**k for k in range(19))])  # _UP[s + 1] * a / _DOWN[s + 1] = a * 10**s
+_DOWN = np.array([10.0, *([1.0] * 19)])
 _POW10_I = 10 ** np.arange(19, dtype=np.int64)
 _SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter for float64
+_LOG10_2 = 0.30102999566398120
 _TIE = 1e-9
-
-
-def _digit_columns(x: IntArray, width: int) -> ByteArray:
-    """ASCII digits of each non-negative ``x < 10**width``, zero-padded to ``width`` columns."""
-    groups = -(-width // 4)
-    out = np.empty((len(x), groups * 4), dtype=np.uint8)
-    words = out.view(np.uint32)
-    for g in range(groups):
-        words[:, groups - 1 - g] = _DIGITS4[(x // _POW10_I[4 * g]) % 10_000]
-    return out[:, groups * 4 - width :]
-
-
-def _ndigits(x: IntArray) -> IntArray:
-    counts: IntArray = np.searchsorted(_POW10_I[1:], x, side="right") + 1
-    return counts
-
-
-def _integer_field(x: IntArray, negative: BoolArray, width: int) -> ByteArray:
-    """``x`` right-aligned in ``width`` columns, leading spaces, ``-`` before negatives."""
-    cols = _digit_columns(x, width)
-    power = np.arange(width - 1, -1, -1)[None, :]
-    nd = _ndigits(x)[:, None]
-    cols = np.where(power >= nd, np.uint8(_SPACE), cols)
-    sign = (power == nd) & negative[:, None]
-    result: ByteArray = np.where(sign, np.uint8(_MINUS), cols)
-    return result
 
 
 def _shortest(a: FloatArray) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
@@ -373,136 +360,196 @@ def _shortest(a: FloatArray) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
 
     Values of at most 15 significant digits are found by rounding and checked
     exactly (one correctly rounded multiplication or division by an exact
-    power of ten); the rest get 16 or 17 digits chosen in the rounding
-    interval of ``a``, computed exactly with Dekker's two-product. The last
-    array flags the rare values too close to a tie to decide (left to
+    power of ten); the others get 16 or 17 digits chosen in the rounding
+    interval of ``a``, computed exactly with Dekker's two-product. Both are
+    computed for every value and blended, which is cheaper in numpy than
+    masking. The last array flags values too close to a tie to decide (left to
     ``repr``).
     """
-    e10 = np.floor(np.log10(a)).astype(np.int64)
+    mant, exp2 = np.frexp(a)
+    e10 = np.floor((exp2 - 1) * _LOG10_2).astype(np.int64)
     np.clip(e10, -4, 15, out=e10)
     e10 += a >= _POW10_BOUNDS[e10 + 6]
-    e10 -= a < _POW10_BOUNDS[e10 + 5]
 
     # At most 15 digits: m = round(a * 10**s) must divide back to a exactly.
-    s = 14 - e10
-    up = _POW10_F[np.maximum(s, 0)]
-    down = np.where(s < 0, 10.0, 1.0)
+    s_short = 14 - e10
+    up, down = _UP[s_short + 1], _DOWN[s_short + 1]
     m = np.rint(a * up / down)
     short = (m * down / up == a) & (m < 1e15)
-    zeros = np.zeros(len(a), dtype=np.int64)
+    zeros_short = np.zeros(len(a), dtype=np.int64)
     rest = m
     for k in (8, 4, 2, 1):
         q = rest / _POW10_F[k]
         whole = q == np.floor(q)
-        rest = np.where(whole, q, rest)
-        zeros += whole * k
-    k_out = m.astype(np.int64)
-    undecided = np.zeros(len(a), dtype=np.bool_)
+        rest = rest + whole * (q - rest)
+        zeros_short += whole * k
 
-    long = ~short
-    if long.any():
-        ab = a[long]
-        sb = 16 - e10[long]
-        p = _POW10_F[sb]
-        xh = ab * p
-        t = ab * _SPLIT
-        ah = t - (t - ab)
-        al = ab - ah
-        t = p * _SPLIT
-        ph = t - (t - p)
-        pl = p - ph
-        xl = ((ah * ph - xh) + ah * pl + al * ph) + al * pl
-        floor_l = np.floor(xl)
-        n = xh.astype(np.int64) + floor_l.astype(np.int64)
-        f = xl - floor_l
-        hu = np.spacing(ab) * p * 0.5
-        hl = np.where(np.frexp(ab)[0] == 0.5, hu * 0.5, hu)
-        r = n % 10
-        d_down = r + f
-        d_up = 10.0 - d_down
-        ok_down = d_down < hl
-        ok_up = d_up < hu
-        sixteen = ok_down | ok_up
-        pick_down = ok_down & (~ok_up | (d_down < d_up))
-        k_long = np.where(sixteen, n - r + np.where(pick_down, 0, 10), n + (f > 0.5))
-        undecided[long] = (
-            (np.abs(d_down - hl) < _TIE)
-            | (np.abs(d_up - hu) < _TIE)
-            | (sixteen & ~pick_down & ok_down & (np.abs(d_down - d_up) < _TIE))
-            | (~sixteen & (np.abs(f - 0.5) < _TIE))
-        )
-        k_out[long] = k_long
-        s[long] = sb
-        zeros[long] = sixteen
-    return k_out, s, zeros, undecided
+    # 16 or 17 digits: x = a * 10**s in [1e16, 1e17) exactly as xh + xl.
+    s_long = 16 - e10
+    p = _POW10_F[s_long]
+    xh = a * p
+    t = a * _SPLIT
+    ah = t - (t - a)
+    al = a - ah
+    tp = p * _SPLIT
+    ph = tp - (tp - p)
+    pl = p - ph
+    xl = ((ah * ph - xh) + ah * pl + al * ph) + al * pl
+    floor_l = np.floor(xl)
+    n = xh.astype(np.int64) + floor_l.astype(np.int64)
+    f = xl - floor_l
+    half_up = np.ldexp(p, exp2 - 54)  # half an ulp of a, scaled like x
+    half_down = half_up * (1.0 - 0.5 * (mant == 0.5))
+    r = n - (n // 10) * 10
+    d_down = r + f
+    d_up = 10.0 - d_down
+    ok_down = d_down < half_down
+    ok_up = d_up < half_up
+    sixteen = ok_down | ok_up
+    pick_up = ok_up & (~ok_down | (d_up < d_down))
+    k16 = n - r + 10 * pick_up
+    k17 = n + (f > 0.5)
+    k_long = k17 + sixteen * (k16 - k17)
+    undecided = ~short & (
+        (np.abs(d_down - half_down) < _TIE)
+        | (np.abs(d_up - half_up) < _TIE)
+        | (ok_down & ok_up & (np.abs(d_down - d_up) < _TIE))
+        | (~sixteen & (np.abs(f - 0.5) < _TIE))
+    )
+    m_int = m.astype(np.int64)
+    k_out = k_long + short * (m_int - k_long)
+    s_out = s_long + short * (s_short - s_long)
+    zeros = sixteen + short * (zeros_short - sixteen)
+    return k_out, s_out, zeros, undecided
+
+
+def _ndigits(x: IntArray) -> IntArray:
+    """Decimal digits of each ``0 <= x < 10**18`` (1 for 0)."""
+    y = np.maximum(x, 1)
+    d = np.floor(np.log10(y)).astype(np.int64) + 1
+    np.clip(d, 1, 18, out=d)
+    d += y >= _POW10_I[d]
+    d -= y < _POW10_I[d - 1]
+    return d
+
+
+def _chunks(x: IntArray, count: int) -> list[npt.NDArray[np.uint64]]:
+    """8-digit chunks of ``x`` as words of digit characters, the last chunk first."""
+    words = []
+    rest = x
+    for _ in range(count):
+        q = rest // 100_000_000
+        chunk = rest - q * 100_000_000
+        hi = chunk // 10_000
+        words.append(_DIGITS4[hi] | (_DIGITS4[chunk - hi * 10_000] << _U64(32)))
+        rest = q
+    return words
+
+
+def _integer_words(
+    x: IntArray, negative: npt.NDArray[np.uint64], width: int
+) -> list[npt.NDArray[np.uint64]]:
+    """``x`` right-aligned in ``width`` columns with blanks before it and ``-`` if negative."""
+    nd = _ndigits(x)
+    words = _chunks(x, -(-width // 8))
+    for k, word in enumerate(words):
+        word -= _LEAD[np.clip(8 * k + 8 - nd, 0, 8)]
+        word += _SIGN[np.clip(nd - 8 * k, -1, 8) + 1] * negative
+    return words
+
+
+def _fraction_words(x: IntArray, nfrac: IntArray, width: int) -> list[npt.NDArray[np.uint64]]:
+    """``x`` (``width`` digits, zero-padded) with blanks after its first ``nfrac`` digits."""
+    words = _chunks(x, -(-width // 8))
+    for k, word in enumerate(words):
+        word -= _TRAIL[np.clip(width - nfrac - 8 * k, 0, 8)]
+    return words
+
+
+def _place(
+    row: list[npt.NDArray[np.uint64]], words: list[npt.NDArray[np.uint64]], end: int, start: int
+) -> None:
+    """XOR right-aligned chunk words into ``row`` so the last digit is at byte ``end``."""
+    for k, word in enumerate(words):
+        offset = end - 8 * k - 7
+        if offset < start:
+            word = word >> _U64(8 * (start - offset))
+            offset = start
+        index, shift = divmod(offset, 8)
+        row[index] ^= word << _U64(8 * shift)
+        if shift and index + 1 < len(row):  # past the row only the dropped, blank bytes
+            row[index + 1] ^= word >> _U64(64 - 8 * shift)
+
+
+def _constant(row: list[npt.NDArray[np.uint64]], text: bytes, offset: int, where: object) -> None:
+    for i, c in enumerate(text):
+        index, shift = divmod(offset + i, 8)
+        row[index] ^= _U64((c ^ 0x20) << 8 * shift) * where  # type: ignore[operator]
 
 
 def _datapoint_rows(values: FloatArray, stamps: IntArray) -> ByteArray:
     """One equal-width row ``[value,ts],`` per datapoint, as a byte matrix."""
-    n = len(values)
+    count = len(values)
     a = np.abs(values)
     finite = np.isfinite(values)
-    fast = finite & (((a >= 1e-4) & (a < 1e16)) | (a == 0))
-    negative = np.signbit(values)
+    zero = a == 0
+    fast = finite & (((a >= 1e-4) & (a < 1e16)) | zero)
+    k, s, zeros, undecided = _shortest(np.where(fast & ~zero, a, 1.0))
+    good = fast & ~undecided & (s <= 18)
+    negative = np.signbit(values) & good
 
-    idx = np.flatnonzero(fast)
-    af = a[idx]
-    nonzero = af != 0
-    k = np.zeros(len(idx), dtype=np.int64)
-    s = np.ones(len(idx), dtype=np.int64)
-    zeros = np.ones(len(idx), dtype=np.int64)
-    undecided = np.zeros(len(idx), dtype=np.bool_)
-    if nonzero.any():
-        k[nonzero], s[nonzero], zeros[nonzero], undecided[nonzero] = _shortest(af[nonzero])
-    good = ~undecided & (s <= 18)
-    fast[idx[~good]] = False
-    idx, k, s, zeros = idx[good], k[good], s[good], zeros[good]
-
-    frac_digits = np.maximum(s, 0)
+    frac_digits = np.clip(s, 0, 18)
     p = _POW10_I[frac_digits]
-    whole = np.where(s < 0, k * 10, k // p)
-    frac = np.where(s < 0, 0, k - whole * p)
+    whole = k // p
+    frac = k - whole * p
+    whole += (s < 0) * (k * 10 - whole)
+    whole *= ~zero
     nfrac = np.maximum(frac_digits - zeros, 1)
-    neg_fast = negative[idx]
 
     specials: dict[int, bytes] = {}
-    for i in np.flatnonzero(finite & ~fast).tolist():
+    for i in np.flatnonzero(finite & ~good).tolist():
         specials[i] = repr(float(values[i])).encode()
-    inf = ~finite & ~np.isnan(values)
-    for i in np.flatnonzero(inf).tolist():
+    for i in np.flatnonzero(np.isinf(values)).tolist():
         specials[i] = b"-1e9999" if values[i] < 0 else b"1e9999"
+    nulls = np.isnan(values)
 
-    int_width = int(_ndigits(whole).max(initial=1)) + int(neg_fast.any())
-    frac_width = int(nfrac.max(initial=1))
-    width = max(int_width + 1 + frac_width, 4, *(len(b) for b in specials.values()))
-    stamp_neg = stamps < 0
+    int_width = int(_ndigits(np.array([(whole * good).max(initial=0)]))[0]) + int(negative.any())
+    frac_width = int((nfrac * good).max(initial=1))
+    width = max(
+        int_width + 1 + frac_width, 4 * int(nulls.any()), *(len(b) for b in specials.values())
+    )
+    stamp_negative = stamps < 0
     stamp_abs = np.abs(stamps)
-    stamp_width = int(_ndigits(stamp_abs).max(initial=1)) + int(stamp_neg.any())
+    stamp_width = int(_ndigits(np.array([stamp_abs.max(initial=0)]))[0]) + int(
+        stamp_negative.any()
+    )
+    row_width = width + stamp_width + 4
+    width += -row_width % 8
+    row_width += -row_width % 8
 
-    rows = np.full((n, width + stamp_width + 4), _SPACE, dtype=np.uint8)
-    rows[:, 0] = ord("[")
-    rows[:, width + 1] = ord(",")
-    rows[:, -2] = ord("]")
-    rows[:, -1] = ord(",")
-    rows[:, width + 2 : width + 2 + stamp_width] = _integer_field(stamp_abs, stamp_neg, stamp_width)
-    rows[np.isnan(values), 1:5] = np.frombuffer(b"null", dtype=np.uint8)
+    row = [np.full(count, _SPACES, dtype=np.uint64) for _ in range(row_width // 8)]
+    value = [np.zeros(count, dtype=np.uint64) for _ in range(row_width // 8)]
+    scale = frac_width - frac_digits
+    shifted = (frac * _POW10_I[np.clip(scale, 0, 18)]) // _POW10_I[np.clip(-scale, 0, 18)]
+    _place(value, _integer_words(whole, negative.astype(np.uint64), int_width), int_width, 1)
+    _constant(value, b".", int_width + 1, 1)
+    _place(
+        value, _fraction_words(shifted, nfrac, frac_width), int_width + frac_width + 1, int_width + 2
+    )
+    good_words = good.astype(np.uint64)
+    for index, word in enumerate(value):
+        row[index] ^= word * good_words
+    _constant(row, b"null", 1, nulls.astype(np.uint64))
+    _constant(row, b"[", 0, 1)
+    _constant(row, b",", width + 1, 1)
+    _place(row, _integer_words(stamp_abs, stamp_negative.astype(np.uint64), stamp_width),
+           row_width - 3, width + 2)
+    _constant(row, b"],", row_width - 2, 1)
 
-    if len(idx):
-        scale = frac_width - frac_digits
-        frac_shifted = np.where(
-            scale >= 0,
-            frac * _POW10_I[np.clip(scale, 0, 18)],
-            frac // _POW10_I[np.clip(-scale, 0, 18)],
-        )
-        field = np.full((len(idx), width), _SPACE, dtype=np.uint8)
-        field[:, :int_width] = _integer_field(whole, neg_fast, int_width)
-        field[:, int_width] = _POINT
-        frac_cols = _digit_columns(frac_shifted, frac_width)
-        blank = np.arange(frac_width)[None, :] >= nfrac[:, None]
-        field[:, int_width + 1 : int_width + 1 + frac_width] = np.where(
-            blank, np.uint8(_SPACE), frac_cols
-        )
-        rows[idx, 1 : width + 1] = field
+    rows = np.empty((count, row_width // 8), dtype=np.uint64)
+    for index, word in enumerate(row):
+        rows[:, index] = word
+    out = rows.view(np.uint8)
     for i, text in specials.items():
-        rows[i, 1 : 1 + len(text)] = np.frombuffer(text, dtype=np.uint8)
-    return rows
+        out[i, 1 : 1 + len(text)] = np.frombuffer(text, dtype=np.uint8)
+    return out
