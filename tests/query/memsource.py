@@ -23,6 +23,7 @@ class MemorySource:
         self.step = step
         self.data: dict[str, dict[int, float]] = {}
         self.event_list: list[Event] = []
+        self.timer_samples: dict[str, dict[int, list[float]]] = {}
 
     def add(self, path: str, start: int, values: Sequence[float | None], step: int | None = None) -> None:
         """Store ``values`` for ``path`` from ``start`` on, one per step (None = gap)."""
@@ -84,3 +85,20 @@ class MemorySource:
             for e in self.event_list
             if start <= e.when < end and all(t in e.tags for t in tags)
         ]
+
+    def timer_quantile(self, pattern: str, start: int, end: int, q: float) -> Series | None:
+        regex = re.compile(glob_to_regex(pattern))
+        matching = [t for p, t in self.timer_samples.items() if regex.match(p)]
+        if not matching:
+            return None
+        first = start - start % self.step
+        n = max(0, -(-(end - first) // self.step))
+        buckets: dict[int, list[float]] = {}
+        for timer in matching:
+            for ts, samples in timer.items():
+                buckets.setdefault((ts - first) // self.step, []).extend(samples)
+        values = np.full(n, np.nan)
+        for i, samples in buckets.items():
+            if 0 <= i < n:
+                values[i] = np.quantile(samples, q, method="lower")
+        return Series(pattern, first, self.step, values)

@@ -67,3 +67,12 @@ class SeriesSource(Protocol):
     def events(self, start: int, end: int, tags: Sequence[str] = ()) -> list[Event]:
         """Events in ``[start, end)`` carrying all the given tags, oldest first."""
         ...
+
+    def timer_quantile(self, pattern: str, start: int, end: int, q: float) -> Series | None:
+        """The ``q`` quantile (0..1) of every timer matching ``pattern`` merged, per interval.
+
+        Timers are StatsD timers stored as mergeable sketches, so the quantile
+        is right over many hosts and over coarse intervals (unlike averaging
+        ``.p99`` series). None when no timer matches.
+        """
+        ...

@@ -15,6 +15,7 @@ from vigil.query.functions import (
     sort,
     special,
     summarize,
+    timers,
     timeshift,
     transform,
 )
@@ -30,6 +31,7 @@ _MODULES: tuple[Collector, ...] = (
     moving.collect,
     summarize.collect,
     timeshift.collect,
+    timers.collect,
 )
 
 
