@@ -150,22 +150,52 @@ def test_context_evaluate_uses_another_range(source: CountingSource) -> None:
     ("target", "message"),
     [
         ("nope(a.b)", "unknown function nope"),
-        ("scale(3, 2)", "scale(): parameter 'seriesList' expects a series list (a path or a function call), got 3"),
+        (
+            "scale(3, 2)",
+            (
+                "scale(): parameter 'seriesList' expects a series list "
+                "(a path or a function call), got 3"
+            ),
+        ),
         ("scale(a.b)", "scale() is missing its required parameter 'factor' (a number)"),
         ("scale(a.b, 2, 3)", "scale() takes at most 2 arguments (seriesList, factor), got 3"),
-        ("scale(a.b, bogus=2)", "scale() has no parameter 'bogus'; its parameters are seriesList, factor"),
+        (
+            "scale(a.b, bogus=2)",
+            "scale() has no parameter 'bogus'; its parameters are seriesList, factor",
+        ),
         ("scale(a.b, 2, factor=3)", "scale() got parameter 'factor' twice"),
         ("scale(a.b, 'two')", "scale(): parameter 'factor' expects a number, got \"two\""),
         ("scale(a.b, true)", "scale(): parameter 'factor' expects a number, got true"),
         ("scale(a.b, None)", "scale(): parameter 'factor' is required and cannot be None"),
-        ("label(a.b, x)", "label(): parameter 'name' expects a quoted string, got the series expression x (quote it: \"x\")"),
+        (
+            "label(a.b, x)",
+            (
+                "label(): parameter 'name' expects a quoted string, "
+                'got the series expression x (quote it: "x")'
+            ),
+        ),
         ("label(a.b, 'x', 1)", "label(): parameter 'upper' expects true or false, got 1"),
-        ("label(a.b, 'x', node=1.5)", "label(): parameter 'node' expects a node index (an integer), got 1.5"),
-        ("label(a.b, 'x', how='avg')", "label(): parameter 'how' must be one of sum, max; got \"avg\""),
-        ("shift(a.b, 1h)", "shift(): parameter 'by' expects an interval string such as \"5min\", got the series expression 1h (quote it: \"1h\")"),
+        (
+            "label(a.b, 'x', node=1.5)",
+            "label(): parameter 'node' expects a node index (an integer), got 1.5",
+        ),
+        (
+            "label(a.b, 'x', how='avg')",
+            "label(): parameter 'how' must be one of sum, max; got \"avg\"",
+        ),
+        (
+            "shift(a.b, 1h)",
+            (
+                "shift(): parameter 'by' expects an interval string such as \"5min\", "
+                'got the series expression 1h (quote it: "1h")'
+            ),
+        ),
         ("shift(a.b, '1 hour ago')", "shift(): parameter 'by': bad interval '1 hour ago'"),
         ("window(a.b, 1.5)", "window(): parameter 'size' expects an integer or an interval string"),
-        ("lists(seriesLists=a.b)", "lists(): give the values of 'seriesLists' as positional arguments"),
+        (
+            "lists(seriesLists=a.b)",
+            "lists(): give the values of 'seriesLists' as positional arguments",
+        ),
         ("lists()", "lists() is missing its required parameter 'seriesLists'"),
         ("scale(a.b, 2", "expected ',' or ')'"),
     ],

@@ -116,7 +116,10 @@ def test_nesting_is_bounded() -> None:
         (Call("f", (P("x(1),y"), Number(2.0), Number(3))), r"f(x\(1\)\,y,2.0,3)"),
         (P("a.{b,c}.d"), "a.{b,c}.d"),
         (P("a{b.c}"), r"a\{b.c\}"),
-        (Call("f", (NoneLiteral(), Boolean(False)), (("k", Number(-1e-05)),)), "f(None,false,k=-1e-05)"),
+        (
+            Call("f", (NoneLiteral(), Boolean(False)), (("k", Number(-1e-05)),)),
+            "f(None,false,k=-1e-05)",
+        ),
     ],
 )
 def test_render(node: Expr, text: str) -> None:

@@ -24,6 +24,7 @@ from vigil.query.timeparse import parse_interval
 
 _SERIES_TYPES = frozenset({"seriesList", "seriesLists"})
 _STRING_TYPES = frozenset({"string", "tag", "aggFunc", "aggOrSeriesFunc", "interval"})
+_QUOTABLE_TYPES = _STRING_TYPES | {"intOrInterval", "nodeOrTag"}
 
 
 def make_context(
@@ -162,7 +163,7 @@ class _Evaluation:
             if param.type in _SERIES_TYPES or param.type == "any":
                 return self.expr(arg)
             hint = ""
-            if isinstance(arg, Path) and param.type in _STRING_TYPES | {"intOrInterval", "nodeOrTag"}:
+            if isinstance(arg, Path) and param.type in _QUOTABLE_TYPES:
                 hint = f' (quote it: "{arg.path}")'
             raise RenderError(
                 f"{where} expects {_describe(param)}, got the series expression "

@@ -6,7 +6,8 @@ hand-written recursive-descent parser, so that a syntax error can say where it
 happened and what was expected::
 
     >>> parse('sumSeries(a.b.{c,d}, 3, key=true)')
-    Call(name='sumSeries', args=(Path(path='a.b.{c,d}'), Number(value=3)), kwargs=(('key', Boolean(value=True)),))
+    Call(name='sumSeries', args=(Path(path='a.b.{c,d}'), Number(value=3)),
+         kwargs=(('key', Boolean(value=True)),))
 
 What graphite-web accepts, and so do we:
 

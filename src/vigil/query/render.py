@@ -356,7 +356,9 @@ _TIE = 1e-9
 
 
 def _shortest(a: FloatArray) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
-    """Shortest ``K * 10**-s`` reading back as each ``a`` in ``[1e-4, 1e16)``, and K's trailing zeros.
+    """Shortest ``K * 10**-s`` reading back as each ``a`` in ``[1e-4, 1e16)``, and its zeros.
+
+    The third array counts the trailing zeros of K, the fraction digits to blank.
 
     Values of at most 15 significant digits are found by rounding and checked
     exactly (one correctly rounded multiplication or division by an exact
@@ -534,7 +536,10 @@ def _datapoint_rows(values: FloatArray, stamps: IntArray) -> ByteArray:
     _place(value, _integer_words(whole, negative.astype(np.uint64), int_width), int_width, 1)
     _constant(value, b".", int_width + 1, 1)
     _place(
-        value, _fraction_words(shifted, nfrac, frac_width), int_width + frac_width + 1, int_width + 2
+        value,
+        _fraction_words(shifted, nfrac, frac_width),
+        int_width + frac_width + 1,
+        int_width + 2,
     )
     good_words = good.astype(np.uint64)
     for index, word in enumerate(value):

@@ -44,7 +44,9 @@ _OFFSET_TERM = re.compile(r"(\d+)([a-z]+)")
 _EPOCH = re.compile(r"\d+(\.\d*)?\Z")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_TIME_EXAMPLES = "e.g. '-1h', 'now-30min', 'midnight+8h', '14:30_20240131', '20240131' or epoch seconds"
+_TIME_EXAMPLES = (
+    "e.g. '-1h', 'now-30min', 'midnight+8h', '14:30_20240131', '20240131' or epoch seconds"
+)
 
 
 def parse_timezone(name: str) -> dt.tzinfo:
