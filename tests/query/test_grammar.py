@@ -89,6 +89,7 @@ def test_parse(text: str, expected: Expr) -> None:
         ("a | b", 4, "a function call after '|'"),
         ("f(1 | g())", 4, "a series expression before '|'"),
         (r"a\b", 2, "one of"),
+        (r"a\.b", 2, "one of"),
     ],
 )
 def test_syntax_error_says_where_and_what(text: str, position: int, expected: str) -> None:

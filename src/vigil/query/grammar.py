@@ -13,7 +13,7 @@ What graphite-web accepts, and so do we:
 
 - a path is every printable character except ``(){},.'"\\|`` and whitespace,
   in dot-separated parts; ``{a,b}`` groups keep their commas; a backslash
-  escapes one of those symbols (or ``=``) into the path; ``name;tag=value``,
+  escapes one of those symbols but the dot (or ``=``) into the path; ``name;tag=value``,
   ``@``, ``:``, ``-``, ``=`` ... are plain path characters;
 - a call is ``name(args)`` with positional arguments first, then keyword
   arguments ``name=value``;
@@ -44,7 +44,7 @@ MAX_DEPTH = 64
 PATH_SYMBOLS = frozenset("(){},.'\"\\|")
 """Characters that end a path part unless escaped (graphite-web's ``symbols``)."""
 
-_ESCAPABLE = PATH_SYMBOLS | {"="}
+_ESCAPABLE = (PATH_SYMBOLS - {"."}) | {"="}  # an escaped dot would still split the path
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?\Z")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEYWORD_ARG = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=")
@@ -313,7 +313,7 @@ class _Parser:
         c = self.text[self.pos + 1 : self.pos + 2]
         if not c or c not in _ESCAPABLE:
             self.pos += 1
-            self.fail("one of (){},.'\"\\|= after '\\'")
+            self.fail("one of (){},'\"\\|= after '\\'")
         self.pos += 2
         return c
 
