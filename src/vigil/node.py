@@ -46,7 +46,9 @@ class Node:
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
         policy = StoragePolicy.from_files(s.store.storage_schemas, s.store.storage_aggregation)
-        self.storage = await asyncio.to_thread(open_embedded, self.data_dir, policy)
+        self.storage = await asyncio.to_thread(
+            open_embedded, self.data_dir, policy, s.query.max_points
+        )
         queue = self.bus.add(
             BatchQueue("store", s.bus.queue_bytes, Overflow(s.bus.overflow))
         )

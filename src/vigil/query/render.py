@@ -6,14 +6,10 @@ parameters become a ``RenderRequest``, every target is evaluated, JSON output
 is consolidated to ``maxDataPoints`` exactly as graphite-web does it, and the
 body is encoded as ``json``, ``csv`` or ``raw``.
 
-JSON is the hot path (Grafana asks for it on every refresh), so its
-datapoints are formatted by numpy in bulk instead of by ``json.dumps``: the
-numbers are the shortest decimals that read back as the same doubles (what
-Python's ``repr`` prints), and rows are padded with spaces (legal JSON
-whitespace) so that all datapoints of a group of series have the same width,
-a multiple of eight bytes::
+JSON is the hot path (Grafana asks for it on every refresh), so each
+series' datapoints are written by orjson from a numpy array in one call::
 
-    [{"target":"a","tags":{"name":"a"},"datapoints":[[ 1.5     , 60],[null     ,120]]}]
+    [{"target":"a","tags":{"name":"a"},"datapoints":[[1.5,60],[null,120]]}]
 """
 
 from __future__ import annotations
@@ -29,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from vigil.query.evaluator import evaluate_target, make_context
 from vigil.query.functions.registry import RenderError
@@ -37,8 +34,6 @@ from vigil.query.source import SeriesSource
 from vigil.query.timeparse import UTC, parse_time, parse_timezone
 
 IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-ByteArray = npt.NDArray[np.uint8]
 
 FORMATS = {"json": "application/json", "csv": "text/csv", "raw": "text/plain"}
 """Output formats and their content types; graphite-web's image formats are not served."""
@@ -291,270 +286,28 @@ def encode_raw(data: Sequence[Series]) -> bytes:
 def encode_json(data: Sequence[Series], grids: Sequence[Grid]) -> bytes:
     """``[{"target", "tags", "datapoints": [[value, ts], ...]}]`` for each series and its grid.
 
-    Series are formatted in groups of about ``_GROUP_POINTS`` datapoints so
-    that numpy works on arrays that stay in cache.
+    orjson writes each series' (value, time) array in one call; NaN becomes
+    null and numbers are the shortest decimals that read back as the same
+    doubles. Times go through the float array as whole numbers and lose their
+    ``.0`` (only a time can precede ``]`` in a datapoint), as graphite-web
+    prints them.
     """
-    parts: list[bytes] = [b"["]
-    group: list[int] = []
-    size = 0
-    for i, grid in enumerate(grids):
-        group.append(i)
-        size += len(grid.values)
-        if size >= _GROUP_POINTS or i == len(grids) - 1:
-            _encode_group(data, grids, group, parts)
-            group, size = [], 0
-    parts.append(b"]")
-    return b"".join(parts)
+    parts = []
+    for series, grid in zip(data, grids, strict=True):
+        if np.isinf(grid.values).any():
+            points = _json_with_infinity(grid)
+        else:
+            pairs = np.empty((len(grid.values), 2))
+            pairs[:, 0] = grid.values
+            pairs[:, 1] = grid.stamps
+            points = orjson.dumps(pairs, option=orjson.OPT_SERIALIZE_NUMPY).replace(b".0]", b"]")
+        head = orjson.dumps({"target": series.name, "tags": series.tags})
+        parts.append(head[:-1] + b',"datapoints":' + points + b"}")
+    return b"[" + b",".join(parts) + b"]"
 
 
-_GROUP_POINTS = 1 << 12
-
-
-def _encode_group(
-    data: Sequence[Series], grids: Sequence[Grid], group: list[int], parts: list[bytes]
-) -> None:
-    values = np.concatenate([grids[i].values for i in group])
-    stamps = np.concatenate([grids[i].stamps for i in group])
-    rows = _datapoint_rows(values, stamps)
-    offset = 0
-    for i in group:
-        series = data[i]
-        n = len(grids[i].values)
-        head = json.dumps(
-            {"target": series.name, "tags": series.tags}, separators=(",", ":")
-        )
-        if len(parts) > 1:
-            parts.append(b",")
-        parts.append(head[:-1].encode() + b',"datapoints":[')
-        parts.append(rows[offset : offset + n].tobytes()[:-1])
-        parts.append(b"]}")
-        offset += n
-
-
-# Bulk number formatting. A row is ``[`` value ``,`` timestamp ``],``; the value
-# field is an integer part right-aligned, a point, a fraction left-aligned. Rows
-# are built as little-endian uint64 words, eight characters each, with 1-D numpy
-# operations only: every character is stored as its XOR with a space, so a blank
-# is 0 and fields are merged into a row of spaces with ``^=``.
-
-_U64 = np.uint64
-_SPACES = 0x2020202020202020
-_DIGITS4 = np.frombuffer(
-    b"".join(bytes(c ^ 0x20 for c in b"%04d" % i) for i in range(10_000)), dtype=np.uint32
-).astype(np.uint64)
-_LEAD = np.array([sum(0x10 << 8 * b for b in range(j)) for j in range(9)], dtype=np.uint64)
-_TRAIL = np.array([sum(0x10 << 8 * (7 - b) for b in range(j)) for j in range(9)], dtype=np.uint64)
-_SIGN = np.array([0, *(0x0D << 8 * (7 - j) for j in range(8)), 0], dtype=np.uint64)
-_POW10_F = 10.0 ** np.arange(23)  # every entry is exact
-_POW10_BOUNDS = 10.0 ** np.arange(-5, 18)  # _POW10_BOUNDS[e + 5] is 10**e, rounded below 1
-_UP = np.array([1.0, *(10.0**k for k in range(19))])  # _UP[s + 1] * a / _DOWN[s + 1] = a * 10**s
-_DOWN = np.array([10.0, *([1.0] * 19)])
-_POW10_I = 10 ** np.arange(19, dtype=np.int64)
-_SPLIT = 134217729.0  # 2**27 + 1, Dekker's splitter for float64
-_LOG10_2 = 0.30102999566398120
-_TIE = 1e-9
-
-
-def _shortest(a: FloatArray) -> tuple[IntArray, IntArray, IntArray, BoolArray]:
-    """Shortest ``K * 10**-s`` reading back as each ``a`` in ``[1e-4, 1e16)``, and its zeros.
-
-    The third array counts the trailing zeros of K, the fraction digits to blank.
-
-    Values of at most 15 significant digits are found by rounding and checked
-    exactly (one correctly rounded multiplication or division by an exact
-    power of ten); the others get 16 or 17 digits chosen in the rounding
-    interval of ``a``, computed exactly with Dekker's two-product. Both are
-    computed for every value and blended, which is cheaper in numpy than
-    masking. The last array flags values too close to a tie to decide (left to
-    ``repr``).
-    """
-    mant, exp2 = np.frexp(a)
-    e10 = np.floor((exp2 - 1) * _LOG10_2).astype(np.int64)
-    np.clip(e10, -4, 15, out=e10)
-    e10 += a >= _POW10_BOUNDS[e10 + 6]
-
-    # At most 15 digits: m = round(a * 10**s) must divide back to a exactly.
-    s_short = 14 - e10
-    up, down = _UP[s_short + 1], _DOWN[s_short + 1]
-    m = np.rint(a * up / down)
-    short = (m * down / up == a) & (m < 1e15)
-    zeros_short = np.zeros(len(a), dtype=np.int64)
-    rest = m
-    for k in (8, 4, 2, 1):
-        q = rest / _POW10_F[k]
-        whole = q == np.floor(q)
-        rest = rest + whole * (q - rest)
-        zeros_short += whole * k
-
-    # 16 or 17 digits: x = a * 10**s in [1e16, 1e17) exactly as xh + xl.
-    s_long = 16 - e10
-    p = _POW10_F[s_long]
-    xh = a * p
-    t = a * _SPLIT
-    ah = t - (t - a)
-    al = a - ah
-    tp = p * _SPLIT
-    ph = tp - (tp - p)
-    pl = p - ph
-    xl = ((ah * ph - xh) + ah * pl + al * ph) + al * pl
-    floor_l = np.floor(xl)
-    n = xh.astype(np.int64) + floor_l.astype(np.int64)
-    f = xl - floor_l
-    half_up = np.ldexp(p, exp2 - 54)  # half an ulp of a, scaled like x
-    half_down = half_up * (1.0 - 0.5 * (mant == 0.5))
-    r = n - (n // 10) * 10
-    d_down = r + f
-    d_up = 10.0 - d_down
-    ok_down = d_down < half_down
-    ok_up = d_up < half_up
-    sixteen = ok_down | ok_up
-    pick_up = ok_up & (~ok_down | (d_up < d_down))
-    k16 = n - r + 10 * pick_up
-    k17 = n + (f > 0.5)
-    k_long = k17 + sixteen * (k16 - k17)
-    undecided = ~short & (
-        (np.abs(d_down - half_down) < _TIE)
-        | (np.abs(d_up - half_up) < _TIE)
-        | (ok_down & ok_up & (np.abs(d_down - d_up) < _TIE))
-        | (~sixteen & (np.abs(f - 0.5) < _TIE))
-    )
-    m_int = m.astype(np.int64)
-    k_out = k_long + short * (m_int - k_long)
-    s_out = s_long + short * (s_short - s_long)
-    zeros = sixteen + short * (zeros_short - sixteen)
-    return k_out, s_out, zeros, undecided
-
-
-def _ndigits(x: IntArray) -> IntArray:
-    """Decimal digits of each ``0 <= x < 10**18`` (1 for 0)."""
-    y = np.maximum(x, 1)
-    d = np.floor(np.log10(y)).astype(np.int64) + 1
-    np.clip(d, 1, 18, out=d)
-    d += y >= _POW10_I[d]
-    d -= y < _POW10_I[d - 1]
-    return d
-
-
-def _chunks(x: IntArray, count: int) -> list[npt.NDArray[np.uint64]]:
-    """8-digit chunks of ``x`` as words of digit characters, the last chunk first."""
-    words = []
-    rest = x
-    for _ in range(count):
-        q = rest // 100_000_000
-        chunk = rest - q * 100_000_000
-        hi = chunk // 10_000
-        words.append(_DIGITS4[hi] | (_DIGITS4[chunk - hi * 10_000] << _U64(32)))
-        rest = q
-    return words
-
-
-def _integer_words(
-    x: IntArray, negative: npt.NDArray[np.uint64], width: int
-) -> list[npt.NDArray[np.uint64]]:
-    """``x`` right-aligned in ``width`` columns with blanks before it and ``-`` if negative."""
-    nd = _ndigits(x)
-    words = _chunks(x, -(-width // 8))
-    for k, word in enumerate(words):
-        word -= _LEAD[np.clip(8 * k + 8 - nd, 0, 8)]
-        word += _SIGN[np.clip(nd - 8 * k, -1, 8) + 1] * negative
-    return words
-
-
-def _fraction_words(x: IntArray, nfrac: IntArray, width: int) -> list[npt.NDArray[np.uint64]]:
-    """``x`` (``width`` digits, zero-padded) with blanks after its first ``nfrac`` digits."""
-    words = _chunks(x, -(-width // 8))
-    for k, word in enumerate(words):
-        word -= _TRAIL[np.clip(width - nfrac - 8 * k, 0, 8)]
-    return words
-
-
-def _place(
-    row: list[npt.NDArray[np.uint64]], words: list[npt.NDArray[np.uint64]], end: int, start: int
-) -> None:
-    """XOR right-aligned chunk words into ``row`` so the last digit is at byte ``end``."""
-    for k, word in enumerate(words):
-        offset = end - 8 * k - 7
-        if offset < start:
-            word = word >> _U64(8 * (start - offset))
-            offset = start
-        index, shift = divmod(offset, 8)
-        row[index] ^= word << _U64(8 * shift)
-        if shift and index + 1 < len(row):  # past the row only the dropped, blank bytes
-            row[index + 1] ^= word >> _U64(64 - 8 * shift)
-
-
-def _constant(row: list[npt.NDArray[np.uint64]], text: bytes, offset: int, where: object) -> None:
-    for i, c in enumerate(text):
-        index, shift = divmod(offset + i, 8)
-        row[index] ^= _U64((c ^ 0x20) << 8 * shift) * where  # type: ignore[operator]
-
-
-def _datapoint_rows(values: FloatArray, stamps: IntArray) -> ByteArray:
-    """One equal-width row ``[value,ts],`` per datapoint, as a byte matrix."""
-    count = len(values)
-    a = np.abs(values)
-    finite = np.isfinite(values)
-    zero = a == 0
-    fast = finite & (((a >= 1e-4) & (a < 1e16)) | zero)
-    k, s, zeros, undecided = _shortest(np.where(fast & ~zero, a, 1.0))
-    good = fast & ~undecided & (s <= 18)
-    negative = np.signbit(values) & good
-
-    frac_digits = np.clip(s, 0, 18)
-    p = _POW10_I[frac_digits]
-    whole = k // p
-    frac = k - whole * p
-    whole += (s < 0) * (k * 10 - whole)
-    whole *= ~zero
-    nfrac = np.maximum(frac_digits - zeros, 1)
-
-    specials: dict[int, bytes] = {}
-    for i in np.flatnonzero(finite & ~good).tolist():
-        specials[i] = repr(float(values[i])).encode()
-    for i in np.flatnonzero(np.isinf(values)).tolist():
-        specials[i] = b"-1e9999" if values[i] < 0 else b"1e9999"
-    nulls = np.isnan(values)
-
-    int_width = int(_ndigits(np.array([(whole * good).max(initial=0)]))[0]) + int(negative.any())
-    frac_width = int((nfrac * good).max(initial=1))
-    width = max(
-        int_width + 1 + frac_width, 4 * int(nulls.any()), *(len(b) for b in specials.values())
-    )
-    stamp_negative = stamps < 0
-    stamp_abs = np.abs(stamps)
-    stamp_width = int(_ndigits(np.array([stamp_abs.max(initial=0)]))[0]) + int(
-        stamp_negative.any()
-    )
-    row_width = width + stamp_width + 4
-    width += -row_width % 8
-    row_width += -row_width % 8
-
-    row = [np.full(count, _SPACES, dtype=np.uint64) for _ in range(row_width // 8)]
-    value = [np.zeros(count, dtype=np.uint64) for _ in range(row_width // 8)]
-    scale = frac_width - frac_digits
-    shifted = (frac * _POW10_I[np.clip(scale, 0, 18)]) // _POW10_I[np.clip(-scale, 0, 18)]
-    _place(value, _integer_words(whole, negative.astype(np.uint64), int_width), int_width, 1)
-    _constant(value, b".", int_width + 1, 1)
-    _place(
-        value,
-        _fraction_words(shifted, nfrac, frac_width),
-        int_width + frac_width + 1,
-        int_width + 2,
-    )
-    good_words = good.astype(np.uint64)
-    for index, word in enumerate(value):
-        row[index] ^= word * good_words
-    _constant(row, b"null", 1, nulls.astype(np.uint64))
-    _constant(row, b"[", 0, 1)
-    _constant(row, b",", width + 1, 1)
-    _place(row, _integer_words(stamp_abs, stamp_negative.astype(np.uint64), stamp_width),
-           row_width - 3, width + 2)
-    _constant(row, b"],", row_width - 2, 1)
-
-    rows = np.empty((count, row_width // 8), dtype=np.uint64)
-    for index, word in enumerate(row):
-        rows[:, index] = word
-    out = rows.view(np.uint8)
-    for i, text in specials.items():
-        out[i, 1 : 1 + len(text)] = np.frombuffer(text, dtype=np.uint8)
-    return out
+def _json_with_infinity(grid: Grid) -> bytes:
+    """Datapoints holding infinities, written as graphite-web does: ``1e9999`` (drawAsInfinite)."""
+    values = [None if math.isnan(v) else v for v in grid.values.tolist()]
+    text = json.dumps([list(p) for p in zip(values, grid.stamps.tolist())], separators=(",", ":"))
+    return text.replace("-Infinity", "-1e9999").replace("Infinity", "1e9999").encode()

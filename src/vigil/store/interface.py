@@ -28,6 +28,10 @@ class StorageError(RuntimeError):
     """The engine failed a read or write; the message says which and why."""
 
 
+class QueryLimitError(ValueError):
+    """A read would exceed a configured limit; the message names it and how to narrow."""
+
+
 class Storage(SeriesSource, Protocol):
     """A point and event store: the query layer's ``SeriesSource`` plus writes."""
 

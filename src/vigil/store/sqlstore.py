@@ -22,7 +22,7 @@ from vigil.query.series import Series, parse_tags
 from vigil.sketch import grouped_quantiles
 from vigil.query.source import Event, MetricNode
 from vigil.store import schema
-from vigil.store.interface import StorageError
+from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.pathglob import glob_body, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
 
@@ -100,9 +100,11 @@ class SqlStore:
         connect: Callable[[], Connection],
         policy: StoragePolicy,
         clock: Callable[[], float] = time.time,
+        max_points: int = 20_000_000,
     ) -> None:
         self.policy = policy
         self.clock = clock
+        self.max_points = max_points
         self._connect = connect
         self._local = threading.local()
         self._connections: list[Connection] = []
@@ -279,6 +281,11 @@ class SqlStore:
         """Series of one (step, table, method) group, as a dense grid per series."""
         first = start - start % step
         n = max(0, -(-(end - first) // step))
+        if n * len(members) > self.max_points:
+            raise QueryLimitError(
+                f"{len(members)} series x {n} points of {step}s exceed max_points"
+                f" ({self.max_points}); narrow the pattern or the time range"
+            )
         ids = ", ".join(str(sid) for sid, _ in members)
         if rollup:
             sql = (

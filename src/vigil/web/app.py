@@ -23,7 +23,8 @@ from vigil import __version__
 from vigil.query import finder
 from vigil.query.functions import FUNCTIONS
 from vigil.query.functions.registry import RenderError
-from vigil.query.render import RenderLimits, RenderRequest, render
+from vigil.query.render import RenderRequest, render
+from vigil.query.timeparse import parse_time
 from vigil.settings import QuerySettings
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
@@ -77,8 +78,6 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The ASGI application of one node."""
-    render_limits = RenderLimits(max_series=limits.max_series, max_points=limits.max_points)
-
     async def guarded(request: Request, work: Callable[[dict[str, list[str]]], Response]) -> Response:
         try:
             params = await _params(request)
@@ -91,30 +90,29 @@ def create_app(
     async def render_view(request: Request) -> Response:
         def work(params: dict[str, list[str]]) -> Response:
             req = RenderRequest.from_params(params, now=int(clock()))
-            content_type, body = render(req, storage, render_limits)
+            content_type, body = render(req, storage, limits)
             return Response(body, media_type=content_type)
 
         return await guarded(request, work)
 
     async def find_view(request: Request) -> Response:
         def work(params: dict[str, list[str]]) -> Response:
-            query = _first(params, "query")
-            if not query:
-                raise RenderError("missing query: /metrics/find?query=servers.*")
-            fmt = _first(params, "format", "treejson")
-            return JSONResponse(finder.find_response(storage, query, fmt))
+            found = finder.find_metrics(
+                storage,
+                _first(params, "query"),
+                _first(params, "format", "treejson"),
+                wildcards=_first(params, "wildcards") in ("1", "true"),
+            )
+            return JSONResponse(found)
 
         return await guarded(request, work)
 
     async def expand_view(request: Request) -> Response:
         def work(params: dict[str, list[str]]) -> Response:
-            queries = params.get("query", [])
-            if not queries:
-                raise RenderError("missing query: /metrics/expand?query=servers.*")
             return JSONResponse(
-                finder.expand_response(
+                finder.expand_metrics(
                     storage,
-                    queries,
+                    params.get("query", []),
                     leaves_only=_first(params, "leavesOnly") in ("1", "true"),
                     group_by_expr=_first(params, "groupByExpr") in ("1", "true"),
                 )
@@ -123,7 +121,7 @@ def create_app(
         return await guarded(request, work)
 
     async def index_view(request: Request) -> Response:
-        return await guarded(request, lambda p: JSONResponse(finder.index_response(storage)))
+        return await guarded(request, lambda p: JSONResponse(finder.metric_index(storage)))
 
     async def functions_view(request: Request) -> Response:
         return JSONResponse({name: spec.describe() for name, spec in sorted(FUNCTIONS.items())})
@@ -166,8 +164,6 @@ def create_app(
         return JSONResponse(event_json(event))
 
     async def get_events(request: Request) -> Response:
-        from vigil.query.timeparse import parse_time
-
         def work(params: dict[str, list[str]]) -> Response:
             now = int(clock())
             start = parse_time(_first(params, "from", "-24h"), now)
