@@ -41,7 +41,8 @@ def _request(**params: str | list[str]) -> RenderRequest:
 
 def test_request_defaults() -> None:
     req = _request(target="a.b")
-    assert req == RenderRequest(("a.b",), NOW - 86400, NOW, NOW, "json", None, False, UTC)
+    # until=now takes in the current second, so a point written now is seen.
+    assert req == RenderRequest(("a.b",), NOW - 86400, NOW + 1, NOW, "json", None, False, UTC)
 
 
 def test_request_parses_every_parameter() -> None:
@@ -233,7 +234,7 @@ def source() -> MemorySource:
 
 
 def test_render_json_end_to_end(source: MemorySource) -> None:
-    req = _request(target="web.*", **{"from": "-10min"})
+    req = _request(target="web.*", **{"until": "-1s", "from": "-10min"})
     content_type, body = render(req, source, Limits())
     assert content_type == "application/json"
     data = json.loads(body)
@@ -250,7 +251,7 @@ def test_render_no_null_points_drops_points_and_empty_series(source: MemorySourc
 
 
 def test_render_max_data_points(source: MemorySource) -> None:
-    req = _request(target="web.a", **{"from": "-10min"}, maxDataPoints="5")
+    req = _request(target="web.a", **{"until": "-1s", "from": "-10min"}, maxDataPoints="5")
     ((item),) = json.loads(render(req, source, Limits())[1])
     # 10 points from S = NOW - 600 (a multiple of 120): valuesPerPoint 2, nudge 120,
     # one value dropped: buckets [2,None] [4,5] [6,7] [8,9] [10] stamped S+120 ...
@@ -265,7 +266,7 @@ def test_render_max_data_points(source: MemorySource) -> None:
 
 
 def test_render_csv_and_raw(source: MemorySource) -> None:
-    req = _request(target="web.a", **{"from": "-2min"}, format="raw")
+    req = _request(target="web.a", **{"until": "-1s", "from": "-2min"}, format="raw")
     assert render(req, source, Limits()) == (
         "text/plain",
         f"web.a,{NOW - 120},{NOW},60|9.0,10.0\n".encode(),
@@ -279,7 +280,7 @@ def test_render_csv_and_raw(source: MemorySource) -> None:
 
 
 def test_render_enforces_max_points(source: MemorySource) -> None:
-    req = _request(target=["web.a", "web.b"], **{"from": "-10min"})
+    req = _request(target=["web.a", "web.b"], **{"until": "-1s", "from": "-10min"})
     assert render(req, source, Limits(max_points=20))[0] == "application/json"
     with pytest.raises(RenderError) as err:
         render(req, source, Limits(max_points=19))

@@ -125,7 +125,7 @@ class RenderRequest:
         return cls(
             targets=targets,
             start=start,
-            end=end,
+            end=end + 1 if end == now else end,  # until=now takes in the current second
             now=now,
             format=fmt,
             max_data_points=max_data_points,
