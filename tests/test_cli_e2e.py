@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 class Server:
-    def __init__(self, data_dir: Path, proc: subprocess.Popen[bytes], ports: dict[str, int]) -> None:
+    def __init__(
+        self, data_dir: Path, proc: subprocess.Popen[bytes], ports: dict[str, int]
+    ) -> None:
         self.data_dir = data_dir
         self.proc = proc
         self.ports = ports
@@ -79,7 +81,9 @@ def wait_for(check: Any, timeout: float = 20) -> Any:
 
 def test_plaintext_over_tcp_and_udp_is_rendered(server: Server) -> None:
     now = int(time.time()) // 10 * 10
-    lines = "".join(f"e2e.web{i}.cpu {i}.5 {now - 20}\ne2e.web{i}.cpu {i + 1}.5 {now - 10}\n" for i in range(3))
+    lines = "".join(
+        f"e2e.web{i}.cpu {i}.5 {now - 20}\ne2e.web{i}.cpu {i + 1}.5 {now - 10}\n" for i in range(3)
+    )
     with socket.create_connection(("127.0.0.1", server.ports["graphite"])) as sock:
         sock.sendall(lines.encode() + b"garbage line\ne2e.bad nan 1\n")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
@@ -92,7 +96,9 @@ def test_plaintext_over_tcp_and_udp_is_rendered(server: Server) -> None:
     series = wait_for(rendered)
     assert [s["target"] for s in series] == ["e2e.web0.cpu", "e2e.web1.cpu", "e2e.web2.cpu"]
     assert series[1]["datapoints"] == [[None, now - 30], [1.5, now - 20], [2.5, now - 10]]
-    udp_series = wait_for(lambda: server.render("e2e.udp.x", **{"from": str(now - 10), "until": str(now)}))
+    udp_series = wait_for(
+        lambda: server.render("e2e.udp.x", **{"from": str(now - 10), "until": str(now)})
+    )
     assert udp_series[0]["datapoints"] == [[7.0, now - 10]]
     summed = server.render("sumSeries(e2e.*.cpu)", **{"from": str(now - 20), "until": str(now - 1)})
     assert summed[0]["datapoints"] == [[0.5 + 1.5 + 2.5, now - 20], [1.5 + 2.5 + 3.5, now - 10]]
@@ -102,13 +108,18 @@ def test_plaintext_over_tcp_and_udp_is_rendered(server: Server) -> None:
         return text if "value is NaN or infinite" in text else ""
 
     metrics = wait_for(rejects)
-    assert 'vigil_ingest_rejected_total{protocol="graphite",reason="expected 3 fields (path value timestamp), got 2"} 1.0' in metrics
+    assert (
+        'vigil_ingest_rejected_total{protocol="graphite",reason="expected 3 fields (path value timestamp), got 2"} 1.0'
+        in metrics
+    )
 
 
 def test_statsd_counters_timers_and_gauges_are_flushed(server: Server) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         for i in range(100):
-            udp.sendto(f"e2e.req:1|c\ne2e.lat:{i}|ms\n".encode(), ("127.0.0.1", server.ports["statsd"]))
+            udp.sendto(
+                f"e2e.req:1|c\ne2e.lat:{i}|ms\n".encode(), ("127.0.0.1", server.ports["statsd"])
+            )
         udp.sendto(b"e2e.temp:20|g\ne2e.temp:+2|g\n", ("127.0.0.1", server.ports["statsd"]))
 
     def total(target: str) -> float:
@@ -138,7 +149,9 @@ def test_events_from_the_cli_show_in_the_events_api(server: Server) -> None:
 
 
 def test_self_metrics_are_written_into_vigil(server: Server) -> None:
-    assert wait_for(lambda: server.render("vigil.e2e.ingest.points_total.graphite", **{"from": "-5min"}))
+    assert wait_for(
+        lambda: server.render("vigil.e2e.ingest.points_total.graphite", **{"from": "-5min"})
+    )
     assert server.get("/metrics/find", query="vigil.e2e.*").json()
 
 

@@ -17,8 +17,12 @@ def test_defaults() -> None:
 
 def test_layers_file_then_environment_then_flags(tmp_path: Path) -> None:
     conf = tmp_path / "vigil.toml"
-    conf.write_text('[ingest]\ngraphite_port = 1\nstatsd_port = 2\n[node]\nhttp_port = 3\n')
-    s = settings.load(conf, environ={"VIGIL_STATSD_PORT": "20", "VIGIL_HTTP_PORT": "30"}, overrides={"http_port": "300", "bind": None})
+    conf.write_text("[ingest]\ngraphite_port = 1\nstatsd_port = 2\n[node]\nhttp_port = 3\n")
+    s = settings.load(
+        conf,
+        environ={"VIGIL_STATSD_PORT": "20", "VIGIL_HTTP_PORT": "30"},
+        overrides={"http_port": "300", "bind": None},
+    )
     assert (s.ingest.graphite_port, s.ingest.statsd_port, s.node.http_port) == (1, 20, 300)
     assert s.node.bind == "127.0.0.1"
 
@@ -35,7 +39,9 @@ def test_layers_file_then_environment_then_flags(tmp_path: Path) -> None:
 def test_bad_config_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     conf = tmp_path / "bad.toml"
     conf.write_text(text)
-    with pytest.raises(settings.SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(
+        settings.SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")
+    ):
         settings.load(conf, environ={})
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,15 @@ from vigil.telemetry import Telemetry
 from vigil.web.app import create_app
 
 log = logging.getLogger("vigil")
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the node decides when to stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Leave signals to the node."""
+        yield
 
 
 class Node:
@@ -49,9 +60,7 @@ class Node:
         self.storage = await asyncio.to_thread(
             open_embedded, self.data_dir, policy, s.query.max_points
         )
-        queue = self.bus.add(
-            BatchQueue("store", s.bus.queue_bytes, Overflow(s.bus.overflow))
-        )
+        queue = self.bus.add(BatchQueue("store", s.bus.queue_bytes, Overflow(s.bus.overflow)))
         self._writer = StoreWriter(
             queue, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
         )
@@ -76,8 +85,7 @@ class Node:
         config = uvicorn.Config(
             app, host=s.node.bind, port=s.node.http_port, log_level="warning", lifespan="off"
         )
-        self._http = uvicorn.Server(config)
-        self._http.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._http = _EmbeddedServer(config)
         self._spawn(self._http.serve())
         while not self._http.started:
             await asyncio.sleep(0.01)

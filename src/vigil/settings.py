@@ -27,12 +27,18 @@ def setting(default: Any, help: str) -> Any:
 class NodeSettings:
     """Where this node keeps its data and listens."""
 
-    data_dir: Path = setting(Path("vigil-data"), "Directory for stored data, ports.json and spools.")
+    data_dir: Path = setting(
+        Path("vigil-data"), "Directory for stored data, ports.json and spools."
+    )
     bind: str = setting("127.0.0.1", "Address every listener binds to.")
     http_port: int = setting(8080, "HTTP port (render API, events, /metrics); 0 picks a free port.")
-    node_name: str = setting("", "Name of this node in self-metrics (vigil.<node>.*); default: host name.")
+    node_name: str = setting(
+        "", "Name of this node in self-metrics (vigil.<node>.*); default: host name."
+    )
     roles: str = setting("all", "Comma-separated roles to run: all, ingest, store, query.")
-    selfmetrics_interval: float = setting(10.0, "Seconds between self-metric points written to storage.")
+    selfmetrics_interval: float = setting(
+        10.0, "Seconds between self-metric points written to storage."
+    )
 
     @property
     def node(self) -> str:
@@ -52,8 +58,12 @@ class IngestSettings:
     future_seconds: int = setting(86400, "Points further in the future than this are rejected.")
     statsd_flush_interval: float = setting(10.0, "Seconds between StatsD flushes.")
     statsd_percentiles: str = setting("50,90,99", "Timer percentiles written at each StatsD flush.")
-    statsd_max_keys: int = setting(100_000, "Distinct StatsD keys kept per flush; more are dropped.")
-    reject_log_per_minute: int = setting(10, "Rejected lines logged per minute per reason (all are counted).")
+    statsd_max_keys: int = setting(
+        100_000, "Distinct StatsD keys kept per flush; more are dropped."
+    )
+    reject_log_per_minute: int = setting(
+        10, "Rejected lines logged per minute per reason (all are counted)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,12 +132,17 @@ class Option:
 def options() -> list[Option]:
     """Every setting, in declaration order; names are unique across sections."""
     out = []
-    for section in dataclasses.fields(Settings):
-        cls = section.default_factory  # type: ignore[misc]
+    for section, cls in _sections().items():
         hints = get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            out.append(Option(section.name, f.name, hints[f.name], f.default, f.metadata["help"]))
+            out.append(Option(section, f.name, hints[f.name], f.default, f.metadata["help"]))
     return out
+
+
+def _sections() -> dict[str, Any]:
+    """Each section of ``Settings`` with its dataclass."""
+    hints = get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
 
 
 class SettingsError(ValueError):
@@ -183,11 +198,7 @@ def load(
         if raw is not None:
             option = by_name[key]
             values[option.section][key] = convert(option, raw, f"option {option.flag}")
-    sections = {
-        f.name: f.default_factory(**values[f.name])  # type: ignore[misc]
-        for f in dataclasses.fields(Settings)
-    }
-    return Settings(**sections)
+    return Settings(**{name: cls(**values[name]) for name, cls in _sections().items()})
 
 
 def reference_doc() -> str:

@@ -8,11 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from vigil.ingest.linebuffer import ChunkWorker, LineFramer
-from vigil.model import ParseResult, POINTS_SCHEMA
+from vigil.model import POINTS_SCHEMA, ParseResult
 
 
-@given(st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=20), st.data())
-def test_any_split_of_a_stream_gives_the_same_lines(lines: list[bytes], data: st.DataObject) -> None:
+@given(
+    st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=20), st.data()
+)
+def test_any_split_of_a_stream_gives_the_same_lines(
+    lines: list[bytes], data: st.DataObject
+) -> None:
     stream = b"".join(line + b"\n" for line in lines)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
     framer = LineFramer(max_line_bytes=1000)

@@ -25,7 +25,9 @@ NOW = 1_700_000_000
 )
 def test_good_lines(line: bytes, expected: tuple[str, int, float]) -> None:
     assert parse_line(line, NOW) == expected
-    assert parse_chunk(line + b"\n", NOW).points.to_pylist() == [dict(zip(("path", "ts", "value"), expected))]
+    assert parse_chunk(line + b"\n", NOW).points.to_pylist() == [
+        dict(zip(("path", "ts", "value"), expected))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -46,7 +48,9 @@ def test_good_lines(line: bytes, expected: tuple[str, int, float]) -> None:
         (b"x" * 101 + b" 1 1700000000", "line longer than 100 bytes"),
     ],
 )
-def test_bad_lines_are_rejected_with_a_reason_and_the_rest_is_kept(line: bytes, reason: str) -> None:
+def test_bad_lines_are_rejected_with_a_reason_and_the_rest_is_kept(
+    line: bytes, reason: str
+) -> None:
     rules = LineRules(max_line_bytes=100, future_seconds=3600)
     rejected = parse_line(line, NOW, rules)
     assert isinstance(rejected, Reject) and rejected.reason == reason
@@ -80,7 +84,9 @@ numbers = st.one_of(
     line_parts,
 )
 lines = st.one_of(
-    st.tuples(line_parts, numbers, numbers).map(lambda t: " ".join(t).encode("utf-8", "surrogatepass")),
+    st.tuples(line_parts, numbers, numbers).map(
+        lambda t: " ".join(t).encode("utf-8", "surrogatepass")
+    ),
     st.binary(max_size=40),
 )
 

@@ -25,7 +25,9 @@ class MemorySource:
         self.event_list: list[Event] = []
         self.timer_samples: dict[str, dict[int, list[float]]] = {}
 
-    def add(self, path: str, start: int, values: Sequence[float | None], step: int | None = None) -> None:
+    def add(
+        self, path: str, start: int, values: Sequence[float | None], step: int | None = None
+    ) -> None:
         """Store ``values`` for ``path`` from ``start`` on, one per step (None = gap)."""
         step = step or self.step
         points = self.data.setdefault(path, {})
@@ -81,9 +83,7 @@ class MemorySource:
 
     def events(self, start: int, end: int, tags: Sequence[str] = ()) -> list[Event]:
         return [
-            e
-            for e in self.event_list
-            if start <= e.when < end and all(t in e.tags for t in tags)
+            e for e in self.event_list if start <= e.when < end and all(t in e.tags for t in tags)
         ]
 
     def timer_quantile(self, pattern: str, start: int, end: int, q: float) -> Series | None:

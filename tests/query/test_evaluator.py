@@ -21,9 +21,7 @@ SERIES = Param("seriesList", "seriesList", required=True)
 @collect.function("scale", "Transform", [SERIES, Param("factor", "float", required=True)])
 def scale(ctx: RenderContext, series_list: list[Series], factor: float) -> list[Series]:
     """Multiply every value."""
-    return [
-        s.copy(name=f"scale({s.name},{factor})", values=s.values * factor) 
-            for s in series_list]
+    return [s.copy(name=f"scale({s.name},{factor})", values=s.values * factor) for s in series_list]
 
 
 @collect.function(
@@ -123,7 +121,7 @@ def test_call_with_positional_and_keyword_arguments(source: CountingSource) -> N
     assert out.values.tolist() == [8, 10, 12]
     (named,) = _run("label(a.b, 'x', upper=true, how='max', node=-1)", _ctx(source))
     assert named.name == "X|-1|max"
-    (nested,) = _run("label(scale(a.b, factor=0.5), \"y\", None)", _ctx(source))
+    (nested,) = _run('label(scale(a.b, factor=0.5), "y", None)', _ctx(source))
     assert nested.name == "y|None|None"
 
 

@@ -45,8 +45,13 @@ def test_treejson_lists_branches_then_leaves(source: MemorySource) -> None:
 
 def test_treejson_wildcard_entry(source: MemorySource) -> None:
     result = find_metrics(source, "servers.web1.*", wildcards=True)
-    assert result[0] == {"text": "*", "id": "servers.web1.*", "allowChildren": 0,
-                         "expandable": 0, "leaf": 1}
+    assert result[0] == {
+        "text": "*",
+        "id": "servers.web1.*",
+        "allowChildren": 0,
+        "expandable": 0,
+        "leaf": 1,
+    }
     assert [r["text"] for r in result] == ["*", "cpu", "mem"]
     assert find_metrics(source, "top", wildcards=True) == [{"text": "top", "id": "top", **LEAF}]
 
@@ -96,8 +101,13 @@ def test_bad_find(source: MemorySource, query: str, fmt: str, message: str) -> N
 
 def test_expand(source: MemorySource) -> None:
     assert expand_metrics(source, ["servers.*", "servers.web*.cpu"]) == {
-        "results": ["servers.db", "servers.web1", "servers.web1.cpu", "servers.web2",
-                    "servers.web2.cpu"]
+        "results": [
+            "servers.db",
+            "servers.web1",
+            "servers.web1.cpu",
+            "servers.web2",
+            "servers.web2.cpu",
+        ]
     }
     assert expand_metrics(source, ["servers.*"], leaves_only=True) == {"results": ["servers.db"]}
     assert expand_metrics(source, ["servers.*", "t*"], leaves_only=True, group_by_expr=True) == {

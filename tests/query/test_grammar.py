@@ -43,20 +43,59 @@ P = Path
         ("f()", Call("f")),
         ("f(a.b)", Call("f", (P("a.b"),))),
         ("  f ( a.b ,  c )  ", Call("f", (P("a.b"), P("c")))),
-        ("f(a, 3, -4, 1.5, -0.25, 1e3, 2.5E-2, inf, -inf)", Call("f", (
-            P("a"), Number(3), Number(-4), Number(1.5), Number(-0.25), Number(1000.0),
-            Number(0.025), Number(math.inf), Number(-math.inf),
-        ))),
-        ("f(true, FALSE, True, none, None)", Call("f", (
-            Boolean(True), Boolean(False), Boolean(True), NoneLiteral(), NoneLiteral(),
-        ))),
+        (
+            "f(a, 3, -4, 1.5, -0.25, 1e3, 2.5E-2, inf, -inf)",
+            Call(
+                "f",
+                (
+                    P("a"),
+                    Number(3),
+                    Number(-4),
+                    Number(1.5),
+                    Number(-0.25),
+                    Number(1000.0),
+                    Number(0.025),
+                    Number(math.inf),
+                    Number(-math.inf),
+                ),
+            ),
+        ),
+        (
+            "f(true, FALSE, True, none, None)",
+            Call(
+                "f",
+                (
+                    Boolean(True),
+                    Boolean(False),
+                    Boolean(True),
+                    NoneLiteral(),
+                    NoneLiteral(),
+                ),
+            ),
+        ),
         ("f('single', \"double\")", Call("f", (String("single"), String("double")))),
-        (r'f("say \"hi\"", ' + r"'it\'s', " + r'"back\\slash")', Call("f", (
-            String('say "hi"'), String("it's"), String("back\\slash"),
-        ))),
-        (r'aliasSub(a.b, "(\d+)", "\1")', Call("aliasSub", (
-            P("a.b"), String(r"(\d+)"), String(r"\1"),
-        ))),
+        (
+            r'f("say \"hi\"", ' + r"'it\'s', " + r'"back\\slash")',
+            Call(
+                "f",
+                (
+                    String('say "hi"'),
+                    String("it's"),
+                    String("back\\slash"),
+                ),
+            ),
+        ),
+        (
+            r'aliasSub(a.b, "(\d+)", "\1")',
+            Call(
+                "aliasSub",
+                (
+                    P("a.b"),
+                    String(r"(\d+)"),
+                    String(r"\1"),
+                ),
+            ),
+        ),
         ("f(a.b, 3, key=true)", Call("f", (P("a.b"), Number(3)), (("key", Boolean(True)),))),
         ("f(x=1, y='s')", Call("f", (), (("x", Number(1)), ("y", String("s"))))),
         ("f(g(h(a.*), 2), b)", Call("f", (Call("g", (Call("h", (P("a.*"),)), Number(2))), P("b")))),

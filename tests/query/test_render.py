@@ -158,8 +158,7 @@ def test_json_text_is_compact_and_exact() -> None:
     s = Series("a", 60, 60, np.array([1.5, np.nan, 12.25]))
     body = encode_json([s], consolidate([s], None))
     assert body == (
-        b'[{"target":"a","tags":{"name":"a"},"datapoints":'
-        b"[[1.5,60],[null,120],[12.25,180]]}]"
+        b'[{"target":"a","tags":{"name":"a"},"datapoints":[[1.5,60],[null,120],[12.25,180]]}]'
     )
 
 
@@ -169,7 +168,12 @@ def test_json_special_values() -> None:
     assert item["target"] == "x;dc=eu"
     assert item["tags"] == {"name": "x", "dc": "eu"}
     assert item["datapoints"] == [
-        [-0.0, 0], [math.inf, 10], [-math.inf, 20], [1e-7, 30], [1e20, 40], [-3.0, 50]
+        [-0.0, 0],
+        [math.inf, 10],
+        [-math.inf, 20],
+        [1e-7, 30],
+        [1e20, 40],
+        [-3.0, 50],
     ]
     body = encode_json([s], consolidate([s], None))
     assert b"[[-0.0,0],[1e9999,10],[-1e9999,20]," in body

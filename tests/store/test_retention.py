@@ -55,7 +55,11 @@ def test_aggregation_methods() -> None:
         "[max]\npattern = \\.max$\naggregationMethod = max\nxFilesFactor = 0.5\n"
         "[avg]\npattern = x\naggregationMethod = avg\n"
     )
-    assert [(r.method, r.x_files_factor) for r in rules] == [("max", 0.5), ("average", 0.0), ("average", 0.0)]
+    assert [(r.method, r.x_files_factor) for r in rules] == [
+        ("max", 0.5),
+        ("average", 0.0),
+        ("average", 0.0),
+    ]
     with pytest.raises(RetentionError, match="aggregationMethod 'median'"):
         parse_aggregation("[a]\npattern = x\naggregationMethod = median\n")
     with pytest.raises(RetentionError, match="bad pattern"):

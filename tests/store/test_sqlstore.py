@@ -63,14 +63,25 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
 
 
 def test_fetch_reads_points_at_the_first_archive_step(store: SqlStore) -> None:
-    store.write_points(points([("a.b", NOW - 60, 1.0), ("a.b", NOW - 50, 2.0), ("a.b", NOW - 20, 4.0)]))
+    store.write_points(
+        points([("a.b", NOW - 60, 1.0), ("a.b", NOW - 50, 2.0), ("a.b", NOW - 20, 4.0)])
+    )
     [s] = store.fetch(["a.b"], NOW - 60, NOW)
     assert (s.name, s.start, s.step) == ("a.b", NOW - 60, 10)
     assert s.as_list() == [1.0, 2.0, None, None, 4.0, None]
 
 
 def test_points_within_one_step_are_aggregated_by_the_method(store: SqlStore) -> None:
-    store.write_points(points([("x.max", NOW - 10, 1.0), ("x.max", NOW - 5, 7.0), ("x.avg", NOW - 10, 1.0), ("x.avg", NOW - 5, 2.0)]))
+    store.write_points(
+        points(
+            [
+                ("x.max", NOW - 10, 1.0),
+                ("x.max", NOW - 5, 7.0),
+                ("x.avg", NOW - 10, 1.0),
+                ("x.avg", NOW - 5, 2.0),
+            ]
+        )
+    )
     by_name = {s.name: s.as_list() for s in store.fetch(["x.*"], NOW - 10, NOW)}
     assert by_name == {"x.avg": [1.5], "x.max": [7.0]}
 
@@ -106,7 +117,11 @@ def test_schema_decides_the_step(store: SqlStore) -> None:
 
 
 def test_find_lists_branches_and_leaves_one_level_deep(store: SqlStore) -> None:
-    store.write_points(points([(p, NOW - 10, 1.0) for p in ("s.web1.cpu", "s.web2.cpu", "s.web2", "s.db1.cpu", "t.x")]))
+    store.write_points(
+        points(
+            [(p, NOW - 10, 1.0) for p in ("s.web1.cpu", "s.web2.cpu", "s.web2", "s.db1.cpu", "t.x")]
+        )
+    )
     nodes = [(n.path, n.is_leaf) for n in store.find("s.*")]
     assert nodes == [("s.db1", False), ("s.web1", False), ("s.web2", False), ("s.web2", True)]
     assert [n.path for n in store.find("s.web{1,2}.cpu")] == ["s.web1.cpu", "s.web2.cpu"]
@@ -115,7 +130,9 @@ def test_find_lists_branches_and_leaves_one_level_deep(store: SqlStore) -> None:
 
 
 def test_tagged_series_are_normalised_and_queried_by_tags(store: SqlStore) -> None:
-    store.write_points(points([("cpu;host=b;dc=x", NOW - 10, 1.0), ("cpu;dc=y;host=a", NOW - 10, 2.0)]))
+    store.write_points(
+        points([("cpu;host=b;dc=x", NOW - 10, 1.0), ("cpu;dc=y;host=a", NOW - 10, 2.0)])
+    )
     assert store.tagged(["dc=x"]) == ["cpu;dc=x;host=b"]
     assert store.tagged(["name=cpu", "host=~[ab]"]) == ["cpu;dc=x;host=b", "cpu;dc=y;host=a"]
     assert store.tagged(["host!=a"]) == ["cpu;dc=x;host=b"]
@@ -129,14 +146,21 @@ def test_events_round_trip_and_filter_by_tag(store: SqlStore) -> None:
     store.write_event(NOW - 100, "deploy web 1.2", ["deploy", "web"], "sha abc")
     store.write_event(NOW - 50, "incident", ["incident"], "")
     [e] = store.events(NOW - 200, NOW, ["deploy"])
-    assert (e.when, e.what, e.tags, e.data) == (NOW - 100, "deploy web 1.2", ("deploy", "web"), "sha abc")
+    assert (e.when, e.what, e.tags, e.data) == (
+        NOW - 100,
+        "deploy web 1.2",
+        ("deploy", "web"),
+        "sha abc",
+    )
     assert [e.what for e in store.events(NOW - 200, NOW)] == ["deploy web 1.2", "incident"]
     assert store.events(NOW - 40, NOW) == []
 
 
 def test_retention_drops_whole_partitions_that_expired(store: SqlStore) -> None:
     old = NOW - 3 * 86400  # past short's 1 d raw retention, within default's 7 d
-    store.write_points(points([("short.a", old, 1.0), ("long.a", old, 1.0), ("short.a", NOW - 10, 2.0)]))
+    store.write_points(
+        points([("short.a", old, 1.0), ("long.a", old, 1.0), ("short.a", NOW - 10, 2.0)])
+    )
     assert store.sweep_retention(NOW) >= 1
     got = {s.name: np.nansum(s.values) for s in store.fetch(["short.a", "long.a"], old, old + 10)}
     # short.a's raw day is gone but its 1 m rollup (kept 7 d) still answers.
@@ -157,7 +181,9 @@ def test_writes_are_visible_to_readers_on_other_threads(store: SqlStore) -> None
 
     store.write_points(points([("t.a", NOW - 10, 3.0)]))
     seen: list[list[float | None]] = []
-    thread = threading.Thread(target=lambda: seen.append(store.fetch(["t.a"], NOW - 10, NOW)[0].as_list()))
+    thread = threading.Thread(
+        target=lambda: seen.append(store.fetch(["t.a"], NOW - 10, NOW)[0].as_list())
+    )
     thread.start()
     thread.join()
     assert seen == [[3.0]]
@@ -169,7 +195,12 @@ def test_compression_keeps_points_small(store: SqlStore) -> None:
     walk = np.round(np.cumsum(rng.normal(0, 1, (n_series, n_steps)), axis=1), 2)
     paths = np.repeat([f"c.s{i}" for i in range(n_series)], n_steps)
     ts = np.tile(NOW - 3600 + 10 * np.arange(n_steps), n_series)
-    store.write_points(pa.table([pa.array(paths), pa.array(ts, pa.uint32()), pa.array(walk.ravel())], schema=POINTS_SCHEMA))
+    store.write_points(
+        pa.table(
+            [pa.array(paths), pa.array(ts, pa.uint32()), pa.array(walk.ravel())],
+            schema=POINTS_SCHEMA,
+        )
+    )
     store._conn().execute("OPTIMIZE TABLE vigil.points FINAL")
     t = store._query(
         "SELECT sum(data_compressed_bytes) AS b, sum(rows) AS r FROM system.parts"
@@ -194,7 +225,9 @@ def test_timer_percentiles_merge_sketches_over_hosts_and_coarser_steps(store: Sq
             values = rng.exponential(100, 500) * (host + 1)
             samples.append(values)
             keys, counts = bins_of(values, np.ones(len(values)))
-            rows.append((f"stats.timers.web{host}.lat", base + 10 * t, keys.tolist(), counts.tolist()))
+            rows.append(
+                (f"stats.timers.web{host}.lat", base + 10 * t, keys.tolist(), counts.tolist())
+            )
     paths, ts, keys, counts = zip(*rows)
     store.write_sketches(pa.table(
         [pa.array(paths), pa.array(ts, pa.uint32()), pa.array(keys, pa.list_(pa.int32())),

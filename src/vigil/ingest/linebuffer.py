@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
@@ -108,10 +109,8 @@ class ChunkWorker:
     async def run(self) -> None:
         """Parse and hand on chunks until cancelled."""
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ready.wait(), self.chunk_seconds)
-            except TimeoutError:
-                pass
             self._ready.clear()
             await self.flush()
 

@@ -62,7 +62,9 @@ class LineRules:
 DEFAULT_RULES = LineRules()
 
 
-def parse_line(line: bytes, now: int, rules: LineRules = DEFAULT_RULES) -> tuple[str, int, float] | Reject:
+def parse_line(
+    line: bytes, now: int, rules: LineRules = DEFAULT_RULES
+) -> tuple[str, int, float] | Reject:
     """One line as ``(path, ts, value)``, or the reason it is rejected."""
     line = line.rstrip(b"\r\n")
     if len(line) > rules.max_line_bytes:
@@ -163,12 +165,18 @@ def _parse_fast(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject])
     ts = pc.if_else(pc.equal(ts, -1.0), float(now), ts)
     checks = [
         (pc.is_finite(value), "value is NaN or infinite"),
-        (pc.and_(pc.greater_equal(ts, 0.0), pc.less_equal(ts, float(MAX_TS))), "timestamp out of range"),
+        (
+            pc.and_(pc.greater_equal(ts, 0.0), pc.less_equal(ts, float(MAX_TS))),
+            "timestamp out of range",
+        ),
         (
             pc.less_equal(ts, float(now + rules.future_seconds)),
             f"timestamp more than {rules.future_seconds}s in the future",
         ),
-        (pc.less_equal(pc.binary_length(path), rules.max_line_bytes), f"line longer than {rules.max_line_bytes} bytes"),
+        (
+            pc.less_equal(pc.binary_length(path), rules.max_line_bytes),
+            f"line longer than {rules.max_line_bytes} bytes",
+        ),
         (pc.greater(pc.binary_length(path), 0), "empty metric path"),
     ]
     tagged = pc.match_substring(path, ";")
@@ -205,6 +213,10 @@ def _parse_slow(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject])
             stamps.append(parsed[1])
             values.append(parsed[2])
     return pa.table(
-        [pa.array(paths, pa.string()), pa.array(stamps, pa.uint32()), pa.array(values, pa.float64())],
+        [
+            pa.array(paths, pa.string()),
+            pa.array(stamps, pa.uint32()),
+            pa.array(values, pa.float64()),
+        ],
         schema=POINTS_SCHEMA,
     )

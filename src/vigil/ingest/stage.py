@@ -44,7 +44,9 @@ class IngestStage:
         )
         self.statsd = StatsdAggregator(
             flush_interval=settings.statsd_flush_interval,
-            percentiles=tuple(float(p) for p in settings.statsd_percentiles.split(",") if p.strip()),
+            percentiles=tuple(
+                float(p) for p in settings.statsd_percentiles.split(",") if p.strip()
+            ),
             max_keys=settings.statsd_max_keys,
         )
         self.statsd_dropped = Counter(

@@ -166,8 +166,7 @@ class _Evaluation:
             if isinstance(arg, Path) and param.type in _QUOTABLE_TYPES:
                 hint = f' (quote it: "{arg.path}")'
             raise RenderError(
-                f"{where} expects {_describe(param)}, got the series expression "
-                f"{render(arg)}{hint}"
+                f"{where} expects {_describe(param)}, got the series expression {render(arg)}{hint}"
             )
         if isinstance(arg, NoneLiteral):
             if param.required:
@@ -236,4 +235,3 @@ _DESCRIPTIONS = {
 
 def _describe(param: Param) -> str:
     return _DESCRIPTIONS[param.type]
-

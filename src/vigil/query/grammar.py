@@ -180,10 +180,7 @@ class _Parser:
         self.pos = 0
 
     def fail(self, expected: str) -> NoReturn:
-        if self.pos < len(self.text):
-            got = f"{self.text[self.pos]!r}"
-        else:
-            got = "the end of the target"
+        got = f"{self.text[self.pos]!r}" if self.pos < len(self.text) else "the end of the target"
         raise RenderError(
             f"bad target {self.text!r}: expected {expected} at position {self.pos}, got {got}"
         )

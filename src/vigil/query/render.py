@@ -134,9 +134,7 @@ class RenderRequest:
         )
 
 
-def render(
-    request: RenderRequest, source: SeriesSource, limits: RenderLimits
-) -> tuple[str, bytes]:
+def render(request: RenderRequest, source: SeriesSource, limits: RenderLimits) -> tuple[str, bytes]:
     """Evaluate every target of ``request`` and encode the result: ``(content_type, body)``.
 
     Raises ``RenderError`` for a bad target or when the response would hold

@@ -19,7 +19,7 @@ class ChdbConnection:
     """A chDB connection speaking the ``sqlstore.Connection`` protocol."""
 
     def __init__(self, path: Path) -> None:
-        self._conn = chdb.connect(str(path))
+        self._conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]
 
     def execute(self, sql: str) -> None:
         """Run a statement that returns nothing."""

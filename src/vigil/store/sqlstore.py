@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from vigil.query.series import Series, parse_tags
-from vigil.sketch import grouped_quantiles
 from vigil.query.source import Event, MetricNode
+from vigil.sketch import grouped_quantiles
 from vigil.store import schema
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.pathglob import glob_body, literal_prefix
@@ -192,12 +192,12 @@ class SqlStore:
         depth = pattern.count(".") + 1
         regex = sql_string(f"^{glob_body(pattern)}$")
         sql = (
-            "SELECT node, max(depth) > {d} AS branch, min(depth) = {d} AS leaf FROM ("
-            " SELECT arrayStringConcat(arraySlice(parts, 1, {d}), '.') AS node, length(parts) AS depth"
-            " FROM (SELECT DISTINCT splitByChar('.', path) AS parts FROM {db}.series"
-            " WHERE {range} AND position(path, ';') = 0))"
-            " WHERE depth >= {d} AND match(node, {regex}) GROUP BY node ORDER BY node"
-        ).format(d=depth, db=DB, range=_path_range(literal_prefix(pattern)), regex=regex)
+            f"SELECT node, max(depth) > {depth} AS branch, min(depth) = {depth} AS leaf FROM ("
+            f" SELECT arrayStringConcat(arraySlice(parts, 1, {depth}), '.') AS node, length(parts) AS depth"
+            f" FROM (SELECT DISTINCT splitByChar('.', path) AS parts FROM {DB}.series"
+            f" WHERE {_path_range(literal_prefix(pattern))} AND position(path, ';') = 0))"
+            f" WHERE depth >= {depth} AND match(node, {regex}) GROUP BY node ORDER BY node"
+        )
         out = []
         for node, branch, leaf in _rows(self._query(sql)):
             if branch:
@@ -332,7 +332,9 @@ class SqlStore:
             return None
         now = int(self.clock())
         schemas = [self.policy.schemas[min(c, len(self.policy.schemas) - 1)] for _, c in rows]
-        archives = [self.policy.archive_for(self.policy.schemas.index(sc), start, now) for sc in schemas]
+        archives = [
+            self.policy.archive_for(self.policy.schemas.index(sc), start, now) for sc in schemas
+        ]
         step = max(a.step for a in archives)
         finest = all(a == sc.archives[0] for a, sc in zip(archives, schemas))
         table = "sketches" if finest else f"sketches_{step}"
@@ -395,9 +397,11 @@ class SqlStore:
             if cls >= len(self.policy.schemas):
                 continue
             step = tables[str(table)]
-            archive = next(
-                (a for a in self.policy.schemas[cls].archives if a.step == step), None
-            ) if step else self.policy.schemas[cls].archives[0]
+            archive = (
+                next((a for a in self.policy.schemas[cls].archives if a.step == step), None)
+                if step
+                else self.policy.schemas[cls].archives[0]
+            )
             if archive is None or _period_end(period) > now - archive.keep:
                 continue
             self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION ID {sql_string(pid)}")

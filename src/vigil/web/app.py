@@ -78,7 +78,10 @@ def create_app(
     clock: Callable[[], float] = time.time,
 ) -> Starlette:
     """The ASGI application of one node."""
-    async def guarded(request: Request, work: Callable[[dict[str, list[str]]], Response]) -> Response:
+
+    async def guarded(
+        request: Request, work: Callable[[dict[str, list[str]]], Response]
+    ) -> Response:
         try:
             params = await _params(request)
             return await run_in_threadpool(work, params)
@@ -128,7 +131,9 @@ def create_app(
 
     async def tags_view(request: Request) -> Response:
         def work(params: dict[str, list[str]]) -> Response:
-            names = storage.tag_names(_first(params, "filter"), [], int(_first(params, "limit", "100")))
+            names = storage.tag_names(
+                _first(params, "filter"), [], int(_first(params, "limit", "100"))
+            )
             return JSONResponse([{"tag": n} for n in names])
 
         return await guarded(request, work)
@@ -136,7 +141,9 @@ def create_app(
     async def autocomplete_tags(request: Request) -> Response:
         def work(params: dict[str, list[str]]) -> Response:
             names = storage.tag_names(
-                _first(params, "tagPrefix"), params.get("expr", []), int(_first(params, "limit", "100"))
+                _first(params, "tagPrefix"),
+                params.get("expr", []),
+                int(_first(params, "limit", "100")),
             )
             return JSONResponse(names)
 
