@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vigil.store.retention import (
     Archive,
@@ -79,3 +83,27 @@ def test_archive_for_picks_the_finest_that_covers_the_start() -> None:
 def test_rollup_steps_name_the_classes_that_keep_them() -> None:
     policy = StoragePolicy.from_files("", "")
     assert policy.rollup_steps() == {60: [0, 1], 3600: [1]}
+
+
+@given(st.lists(st.tuples(st.integers(1, 100), st.integers(1, 50)), min_size=1, max_size=4))
+def test_retentions_either_parse_consistently_or_fail_with_a_reason(
+    pairs: list[tuple[int, int]],
+) -> None:
+    text = ",".join(f"{step}s:{keep * step}s" for step, keep in pairs)
+    try:
+        archives = parse_retentions(text)
+    except RetentionError as e:
+        assert str(e)
+        return
+    assert [(a.step, a.keep) for a in archives] == [(s, k * s) for s, k in pairs]
+    assert all(b.step % a.step == 0 and b.keep > a.keep for a, b in itertools.pairwise(archives))
+
+
+@given(st.text(max_size=200))
+def test_any_schema_text_parses_or_fails_with_a_reason(text: str) -> None:
+    try:
+        schemas = parse_schemas(text)
+    except RetentionError as e:
+        assert str(e)
+        return
+    assert schemas[-1].pattern in (".*", "")
