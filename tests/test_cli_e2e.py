@@ -148,6 +148,20 @@ def test_events_from_the_cli_show_in_the_events_api(server: Server) -> None:
     assert any(v for v, _ in drawn[0]["datapoints"])
 
 
+def test_status_and_compact_commands(server: Server) -> None:
+    def run(command: str) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-m", "vigil", command, "--data-dir", str(server.data_dir)],
+            capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+
+    status = run("status")
+    assert status["ports"] == server.ports and status["queues"]["store"]["overflow"] == "block"
+    assert "points" in run("compact")["compacted"]
+
+
 def test_self_metrics_are_written_into_vigil(server: Server) -> None:
     assert wait_for(
         lambda: server.render("vigil.e2e.ingest.points_total.graphite", **{"from": "-5min"})

@@ -243,3 +243,17 @@ def test_timer_percentiles_merge_sketches_over_hosts_and_coarser_steps(store: Sq
     fine = store.timer_quantile("stats.timers.web0.lat", base, base + 60, 0.5)
     assert fine is not None and fine.step == 10 and not np.isnan(fine.values).any()
     assert store.timer_quantile("stats.timers.nothing", base, base + 60, 0.5) is None
+
+
+def test_compact_merges_parts_and_usage_reports_them(store: SqlStore) -> None:
+    for i in range(3):
+        store.write_points(points([(f"u.s{j}", NOW - 100 + 10 * i, float(j)) for j in range(50)]))
+    assert store.usage()["points"]["parts"] == 3
+    assert "points" in store.compact()
+    usage = store.usage()
+    assert usage["points"] == {
+        "rows": 150,
+        "parts": 1,
+        "bytes_on_disk": usage["points"]["bytes_on_disk"],
+    }
+    assert usage["series"]["rows"] == 50

@@ -124,3 +124,10 @@ def test_functions_version_metrics(client: TestClient) -> None:
     assert functions["sumSeries"]["params"][0]["type"] == "seriesList"
     assert client.get("/version").text == "1.1.10"
     assert client.get("/metrics").headers["content-type"].startswith("text/plain")
+
+
+def test_status_and_compact_report_storage(client: TestClient) -> None:
+    status = client.get("/api/status").json()
+    assert status["storage"]["points"]["rows"] == 19
+    compacted = client.post("/api/compact").json()
+    assert "points" in compacted["compacted"] and compacted["storage"]["points"]["parts"] == 1

@@ -20,10 +20,12 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 from pyarrow import csv
 
 from vigil.model import POINTS_SCHEMA, ParseResult, Reject
@@ -37,6 +39,7 @@ _TAGGED = r"^[^;]+(;[^;!^=~]+=[^;~][^;]*)+$"
 _TAGGED_RE = re.compile(_TAGGED)
 # Whitespace other than the space delimiter (what str.split() splits on): a path
 # holding it is split differently by the reference parser, so it takes that path.
+_ASCII_OTHER_SPACE = (b"\t", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f")
 _OTHER_SPACE = (
     "[\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f\\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}"
     "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]"
@@ -154,47 +157,70 @@ def _parse_fast(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject])
         delimiter=" ", quote_char=False, escape_char=False, invalid_row_handler=wrong_field_count
     )
     table = csv.read_csv(io.BytesIO(chunk), _READ, parse, _CONVERT)
-    path = table.column("path")
-    if pc.any(pc.match_substring_regex(path, _OTHER_SPACE)).as_py():
-        raise pa.ArrowInvalid("path holds whitespace other than the delimiter")
+    if _other_whitespace(chunk, table):
+        raise pa.ArrowInvalid("a path holds whitespace other than the delimiter")
     extra = _parse_slow("\n".join(odd_rows).encode(), now, rules, rejects) if odd_rows else None
     if table.num_rows == 0:
         return extra if extra is not None else POINTS_SCHEMA.empty_table()
-    value = table.column("value")
-    ts = table.column("ts")
-    ts = pc.if_else(pc.equal(ts, -1.0), float(now), ts)
-    checks = [
-        (pc.is_finite(value), "value is NaN or infinite"),
-        (
-            pc.and_(pc.greater_equal(ts, 0.0), pc.less_equal(ts, float(MAX_TS))),
-            "timestamp out of range",
-        ),
-        (
-            pc.less_equal(ts, float(now + rules.future_seconds)),
-            f"timestamp more than {rules.future_seconds}s in the future",
-        ),
-        (
-            pc.less_equal(pc.binary_length(path), rules.max_line_bytes),
-            f"line longer than {rules.max_line_bytes} bytes",
-        ),
-        (pc.greater(pc.binary_length(path), 0), "empty metric path"),
-    ]
-    tagged = pc.match_substring(path, ";")
-    if pc.any(tagged).as_py():
+    path = table.column("path").combine_chunks()
+    value = table.column("value").to_numpy()
+    ts = table.column("ts").to_numpy()
+    # Each check first looks at the whole column (a min, a max, a byte search)
+    # and builds a per-row mask only when some row may fail.
+    checks: list[tuple[Callable[[], NDArray[np.bool_]], str]] = []
+    if not np.isfinite(value).all():
+        checks.append((lambda: ~np.isfinite(value), "value is NaN or infinite"))
+    if ts.min() < 0:
+        ts = np.where(ts == -1, float(now), ts)
+    if ts.min() < 0 or ts.max() > MAX_TS or np.isnan(ts).any():
+        checks.append((lambda: ~((ts >= 0) & (ts <= MAX_TS)), "timestamp out of range"))
+    if ts.max() > now + rules.future_seconds:
+        reason = f"timestamp more than {rules.future_seconds}s in the future"
+        checks.append((lambda: ts > now + rules.future_seconds, reason))
+    lengths = pc.binary_length(path).to_numpy()
+    if lengths.max() > rules.max_line_bytes:
+        reason = f"line longer than {rules.max_line_bytes} bytes"
+        checks.append((lambda: lengths > rules.max_line_bytes, reason))
+    if lengths.min() == 0:
+        checks.append((lambda: lengths == 0, "empty metric path"))
+    if b";" in chunk:
+        tagged = pc.match_substring(path, ";")
         well_formed = pc.or_(pc.invert(tagged), pc.match_substring_regex(path, _TAGGED))
-        checks.append((well_formed, "malformed tags (use name;tag=value;...)"))
+        checks.append(
+            (
+                lambda: ~well_formed.to_numpy(zero_copy_only=False),
+                "malformed tags (use name;tag=value;...)",
+            )
+        )
     ok = np.ones(table.num_rows, dtype=bool)
-    for passed, reason in checks:
-        failed = ~np.asarray(passed.to_numpy(zero_copy_only=False), dtype=bool) & ok
+    for failing, reason in checks:
+        failed = failing() & ok
         if failed.any():
             i = int(np.argmax(failed))
             sample = f"{path[i]} {value[i]} {table.column('ts')[i]}"
             rejects.append(Reject.of(reason, sample, int(failed.sum())))
         ok &= ~failed
-    ts_int = pc.cast(pc.floor(ts), pa.uint32(), safe=False)
-    good = pa.table([path, ts_int, value], schema=POINTS_SCHEMA)
+    good = pa.table(
+        [path, pa.array(np.where(ok, ts, 0.0).astype(np.int64).astype(np.uint32)), pa.array(value)],
+        schema=POINTS_SCHEMA,
+    )
     good = good if ok.all() else good.filter(pa.array(ok))
     return good if extra is None else pa.concat_tables([good, extra])
+
+
+def _other_whitespace(chunk: bytes, table: pa.Table) -> bool:
+    """Whether a path may hold whitespace other than the space delimiter.
+
+    Byte searches over the chunk cover ASCII (a bare CR splits a CSV row but
+    not a reference line); only non-ASCII input needs the regex over paths.
+    """
+    if any(c in chunk for c in _ASCII_OTHER_SPACE):
+        return True
+    if b"\r" in chunk and b"\r" in chunk.replace(b"\r\n", b"\n"):
+        return True
+    if chunk.isascii():
+        return False
+    return bool(pc.any(pc.match_substring_regex(table.column("path"), _OTHER_SPACE)).as_py())
 
 
 def _parse_slow(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject]) -> pa.Table:

@@ -65,6 +65,14 @@ class Storage(SeriesSource, Protocol):
         """Drop partitions older than their class's retention; returns how many went."""
         ...
 
+    def compact(self) -> list[str]:
+        """Merge stored parts now; returns the tables merged."""
+        ...
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        """Rows, parts and bytes on disk per table."""
+        ...
+
     def close(self) -> None:
         """Release connections; further calls fail."""
         ...

@@ -1,8 +1,8 @@
 """The tables and materialized views of the point store, as SQL for ClickHouse engines.
 
-Points enter a Null table; one view classifies them (retention class from
-storage-schemas, method from storage-aggregation, series id from the
-normalised path) into a second Null table that fans out to:
+Points arrive keyed (series id, retention class from storage-schemas,
+method from storage-aggregation: ``series_keys`` works them out once per
+series) and go to:
 
 - ``points``: every point at full resolution, sorted by (series id, time),
   partitioned by (retention class, day) so that retention drops partitions;
@@ -22,24 +22,15 @@ from vigil.store.retention import METHODS, StoragePolicy
 
 DB = "vigil"
 
-# Graphite 1.1 tag normalisation: tags sorted by name after the metric name.
-NORMALISED_PATH = (
-    "if(position(path, ';') = 0, path, arrayStringConcat(arrayConcat("
-    "[splitByChar(';', path)[1]], arraySort(arrayPopFront(splitByChar(';', path)))), ';'))"
-)
-
 
 def sql_string(text: str) -> str:
     """``text`` as a ClickHouse string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _first_match(patterns: list[str], values: list[int]) -> str:
-    """SQL for the value of the first regex matching ``p``, as carbon's first-match rule."""
-    if len(patterns) == 1:
-        return str(values[0])
-    arms = ", ".join(f"match(p, {sql_string(pat)}), {v}" for pat, v in zip(patterns, values))
-    return f"multiIf({arms}, {values[-1]})"
+# Merged-away parts are deleted after this many seconds (ClickHouse keeps them
+# 8 minutes by default, which doubles the disk use of a busy store for that long).
+MERGE_TREE_SETTINGS = "SETTINGS old_parts_lifetime = 30"
 
 
 def partition_key(step: int) -> str:
@@ -58,22 +49,15 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
 
     ``value_codec`` only applies to tables created now; existing tables keep theirs.
     """
-    cls_expr = _first_match([s.pattern for s in policy.schemas], list(range(len(policy.schemas))))
-    method_expr = _first_match(
-        [a.pattern for a in policy.aggregations],
-        [METHODS.index(a.method) for a in policy.aggregations],
-    )
     stmts = [
         f"CREATE DATABASE IF NOT EXISTS {DB}",
-        f"CREATE TABLE IF NOT EXISTS {DB}.points_in (path String, ts UInt32, value Float64)"
-        " ENGINE = Null",
-        f"CREATE TABLE IF NOT EXISTS {DB}.points_cls (cls UInt8, m UInt8, id UInt64,"
-        " path String, ts UInt32, value Float64) ENGINE = Null",
-        f"CREATE TABLE IF NOT EXISTS {DB}.points (cls UInt8 CODEC(ZSTD), id UInt64 CODEC(Delta, ZSTD),"
-        f" ts DateTime CODEC(DoubleDelta, ZSTD), value Float64 CODEC({value_codec}))"
-        f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)",
-        f"CREATE TABLE IF NOT EXISTS {DB}.series (id UInt64, path String, cls UInt8, m UInt8,"
-        " last_ts DateTime) ENGINE = ReplacingMergeTree(last_ts) ORDER BY path",
+        f"CREATE TABLE IF NOT EXISTS {DB}.points (cls UInt8 CODEC(ZSTD), m UInt8 CODEC(ZSTD),"
+        " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
+        f" value Float64 CODEC({value_codec}))"
+        f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)"
+        f" {MERGE_TREE_SETTINGS}",
+        f"CREATE TABLE IF NOT EXISTS {DB}.series (id UInt64, path String, cls UInt8, m UInt8)"
+        f" ENGINE = ReplacingMergeTree ORDER BY path {MERGE_TREE_SETTINGS}",
         f"CREATE TABLE IF NOT EXISTS {DB}.events (id UInt64, when DateTime64(3), what String,"
         " tags Array(String), data String)"
         " ENGINE = MergeTree PARTITION BY toYYYYMM(when) ORDER BY (when, id)",
@@ -88,30 +72,22 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
             f" max SimpleAggregateFunction(max, Float64) CODEC({value_codec}),"
             " last AggregateFunction(argMax, Float64, UInt32))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
+            f" {MERGE_TREE_SETTINGS}"
         )
     for table, step in sketch_tables(policy).items():
         stmts.append(
             f"CREATE TABLE IF NOT EXISTS {DB}.{table} (cls UInt8, id UInt64, ts DateTime,"
             " bins AggregateFunction(sumMap, Array(Int32), Array(Float64)))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
+            f" {MERGE_TREE_SETTINGS}"
         )
     stmts += [
-        f"CREATE TABLE IF NOT EXISTS {DB}.sketches_in (path String, ts UInt32,"
+        f"CREATE TABLE IF NOT EXISTS {DB}.sketches_in (cls UInt8, id UInt64, ts UInt32,"
         " keys Array(Int32), counts Array(Float64)) ENGINE = Null",
-        f"CREATE TABLE IF NOT EXISTS {DB}.sketch_series (id UInt64, path String, cls UInt8)"
-        " ENGINE = ReplacingMergeTree ORDER BY path",
+        f"CREATE TABLE IF NOT EXISTS {DB}.sketch_series (id UInt64, path String, cls UInt8, m UInt8)"
+        f" ENGINE = ReplacingMergeTree ORDER BY path {MERGE_TREE_SETTINGS}",
     ]
     stmts += [f"DROP VIEW IF EXISTS {DB}.{view}" for view in view_names(policy)]
-    stmts += [
-        f"CREATE MATERIALIZED VIEW {DB}.points_classify TO {DB}.points_cls AS"
-        f" SELECT {cls_expr} AS cls, {method_expr} AS m, cityHash64(p) AS id, p AS path, ts, value"
-        f" FROM (SELECT {NORMALISED_PATH} AS p, ts, value FROM {DB}.points_in)",
-        f"CREATE MATERIALIZED VIEW {DB}.points_mv TO {DB}.points AS"
-        f" SELECT cls, id, ts, value FROM {DB}.points_cls",
-        f"CREATE MATERIALIZED VIEW {DB}.series_mv TO {DB}.series AS"
-        " SELECT id, any(path) AS path, any(cls) AS cls, any(m) AS m, toDateTime(max(ts)) AS last_ts"
-        f" FROM {DB}.points_cls GROUP BY id",
-    ]
     avg, total, low, high, last = range(len(METHODS))
     steps = policy.rollup_steps()
     for step, classes in steps.items():
@@ -123,8 +99,8 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
                 f" minIf(value, m = {low}) AS min, maxIf(value, m = {high}) AS max,"
                 f" argMaxStateIf(value, raw_ts, m = {last}) AS last"
             )
-            inner = f"cls, id, m, ts AS raw_ts, value FROM {DB}.points_cls"
-            raw_ts = "ts"
+            inner = f"cls, id, m, toUInt32(ts) AS raw_ts, value FROM {DB}.points"
+            raw_ts = "toUInt32(ts)"
         else:  # merge the finer rollup's fresh rows: far fewer than points
             select = (
                 "sum(cnt) AS cnt, sum(sum) AS sum, min(min) AS min, max(max) AS max,"
@@ -143,16 +119,10 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
         bucket = f"toDateTime(intDiv(ts, {step}) * {step})" if step else "toDateTime(ts)"
         stmts.append(
             f"CREATE MATERIALIZED VIEW {DB}.{table}_mv TO {DB}.{table} AS"
-            f" SELECT {cls_expr} AS cls, cityHash64(p) AS id, {bucket} AS ts,"
-            " sumMapState(keys, counts) AS bins"
-            f" FROM (SELECT path AS p, ts, keys, counts FROM {DB}.sketches_in)"
-            f" WHERE cls IN ({', '.join(map(str, classes))}) GROUP BY cls, id, ts"
+            " SELECT cls, id, bucket AS ts, sumMapState(keys, counts) AS bins"
+            f" FROM (SELECT cls, id, {bucket} AS bucket, keys, counts FROM {DB}.sketches_in"
+            f" WHERE cls IN ({', '.join(map(str, classes))})) GROUP BY cls, id, bucket"
         )
-    stmts.append(
-        f"CREATE MATERIALIZED VIEW {DB}.sketch_series_mv TO {DB}.sketch_series AS"
-        f" SELECT DISTINCT cityHash64(p) AS id, p AS path, {cls_expr} AS cls"
-        f" FROM (SELECT path AS p FROM {DB}.sketches_in)"
-    )
     return stmts
 
 
@@ -166,6 +136,18 @@ def _finer_rollup(steps: dict[int, list[int]], step: int) -> int | None:
     return max(feeders, default=None)
 
 
+def stored_tables(policy: StoragePolicy) -> list[str]:
+    """Every table that keeps data (what compaction and disk accounting cover)."""
+    return [
+        "points",
+        "series",
+        "events",
+        "sketch_series",
+        *(f"rollup_{step}" for step in policy.rollup_steps()),
+        *sketch_tables(policy),
+    ]
+
+
 def sketch_tables(policy: StoragePolicy) -> dict[str, int]:
     """Sketch tables by name, with their bucket step (0: as written)."""
     return {"sketches": 0, **{f"sketches_{step}": step for step in policy.rollup_steps()}}
@@ -173,11 +155,9 @@ def sketch_tables(policy: StoragePolicy) -> dict[str, int]:
 
 def view_names(policy: StoragePolicy) -> list[str]:
     """Every materialized view the policy needs."""
-    return (
-        ["points_classify", "points_mv", "series_mv", "sketch_series_mv"]
-        + [f"rollup_{step}_mv" for step in policy.rollup_steps()]
-        + [f"{table}_mv" for table in sketch_tables(policy)]
-    )
+    return [f"rollup_{step}_mv" for step in policy.rollup_steps()] + [
+        f"{table}_mv" for table in sketch_tables(policy)
+    ]
 
 
 # How each method reads a bucket: from raw points, and from a rollup table.

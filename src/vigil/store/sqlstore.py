@@ -25,6 +25,7 @@ from vigil.store import schema
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.pathglob import glob_body, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
+from vigil.store.series_keys import SeriesKeys, normalise
 
 DB = schema.DB
 sql_string = schema.sql_string
@@ -105,6 +106,7 @@ class SqlStore:
         self.policy = policy
         self.clock = clock
         self.max_points = max_points
+        self._keys = SeriesKeys(policy)
         self._connect = connect
         self._local = threading.local()
         self._connections: list[Connection] = []
@@ -153,19 +155,45 @@ class SqlStore:
         """Store a batch of points; see ``interface`` for the contract."""
         if batch.num_rows == 0:
             return
-        try:
-            self._conn().insert_arrow(f"{DB}.points_in", batch)
-        except Exception as e:
-            raise StorageError(f"insert of {batch.num_rows} points failed: {e}") from e
+        ids, classes, methods, fresh = self._keys.encode(batch.column("path"))
+        keyed = pa.table(
+            {
+                "cls": classes,
+                "m": methods,
+                "id": ids,
+                "ts": batch.column("ts"),
+                "value": batch.column("value"),
+            }
+        )
+        self._insert("series", fresh, "series")
+        self._insert("points", keyed, "points")
 
     def write_sketches(self, batch: pa.Table) -> None:
         """Store timer sketches (``sketch.SKETCH_SCHEMA``); same contract as ``write_points``."""
         if batch.num_rows == 0:
             return
+        ids, classes, _, fresh = self._keys.encode(batch.column("path"))
+        keyed = pa.table(
+            {
+                "cls": classes,
+                "id": ids,
+                "ts": batch.column("ts"),
+                "keys": batch.column("keys"),
+                "counts": batch.column("counts"),
+            }
+        )
+        self._insert("sketch_series", fresh, "sketch series")
+        self._insert("sketches_in", keyed, "sketches")
+
+    def _insert(self, table: str, rows: pa.Table, what: str) -> None:
+        if rows.num_rows == 0:
+            return
         try:
-            self._conn().insert_arrow(f"{DB}.sketches_in", batch)
-        except Exception as e:
-            raise StorageError(f"insert of {batch.num_rows} sketches failed: {e}") from e
+            self._conn().insert_arrow(f"{DB}.{table}", rows)
+        except Exception as e:  # the engine's message says why
+            # A retried batch must register its new series again.
+            self._keys.forget_all()
+            raise StorageError(f"insert of {rows.num_rows} {what} failed: {e}") from e
 
     def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
         """Store one timeline event and return it with its id."""
@@ -209,7 +237,7 @@ class SqlStore:
     def _series_rows(self, where: str) -> list[tuple[int, str, int, int]]:
         """(id, path, class, method) of the series matching a condition."""
         sql = (
-            f"SELECT id, any(path), argMax(cls, last_ts), argMax(m, last_ts) FROM {DB}.series"
+            f"SELECT id, any(path), any(cls), any(m) FROM {DB}.series"
             f" WHERE {where} GROUP BY id ORDER BY any(path)"
         )
         return [(int(i), str(p), int(c), int(m)) for i, p, c, m in _rows(self._query(sql))]
@@ -218,8 +246,7 @@ class SqlStore:
         conds = []
         for pattern in patterns:
             if ";" in pattern:  # a tagged series named in full
-                normal = ";".join([pattern.split(";")[0], *sorted(pattern.split(";")[1:])])
-                conds.append(f"path = {sql_string(normal)}")
+                conds.append(f"path = {sql_string(normalise(pattern))}")
             else:
                 regex = sql_string(f"^{glob_body(pattern)}$")
                 conds.append(f"({_path_range(literal_prefix(pattern))} AND match(path, {regex}))")
@@ -407,6 +434,30 @@ class SqlStore:
             self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION ID {sql_string(pid)}")
             dropped += 1
         return dropped
+
+    def compact(self) -> list[str]:
+        """Merge every table's parts now (``OPTIMIZE ... FINAL``); returns the tables merged.
+
+        The engine merges in the background anyway; this is for an operator
+        who wants the final size now, e.g. before measuring disk use.
+        """
+        tables = schema.stored_tables(self.policy)
+        for table in tables:
+            self._conn().execute(f"OPTIMIZE TABLE {DB}.{table} FINAL")
+        return tables
+
+    def usage(self) -> dict[str, dict[str, int]]:
+        """Rows, active parts and bytes on disk of each table that keeps data."""
+        names = ", ".join(sql_string(t) for t in schema.stored_tables(self.policy))
+        sql = (
+            "SELECT table, sum(rows) AS rows, count() AS parts, sum(bytes_on_disk) AS bytes"
+            f" FROM system.parts WHERE database = '{DB}' AND active AND table IN ({names})"
+            " GROUP BY table ORDER BY table"
+        )
+        return {
+            str(t): {"rows": int(r), "parts": int(p), "bytes_on_disk": int(b)}
+            for t, r, p, b in _rows(self._query(sql))
+        }
 
     def close(self) -> None:
         """Close every connection this store opened."""

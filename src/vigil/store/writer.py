@@ -23,6 +23,9 @@ from vigil.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
+# A pause in the stream this long ends a batch that is already big enough.
+IDLE_SECONDS = 0.05
+
 
 class StoreWriter:
     """Consumes the store queue and writes points to storage."""
@@ -76,7 +79,12 @@ class StoreWriter:
                 self.dropped.labels(self.queue.name, reason).set(rows)
 
     async def _collect(self) -> pa.Table | None:
-        """Up to ``batch_rows`` rows of one schema, waiting at most ``batch_seconds``."""
+        """Up to ``batch_rows`` rows of one schema, waiting at most ``batch_seconds``.
+
+        Once a tenth of a batch is in hand, a pause of ``IDLE_SECONDS`` in the
+        stream writes it at once: the end of a burst is not held back a whole
+        ``batch_seconds``, while a slow trickle is still coalesced.
+        """
         first, self._held = self._held, None
         if first is None:
             first = await self.queue.get(timeout=self.batch_seconds)
@@ -89,7 +97,8 @@ class StoreWriter:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            more = await self.queue.get(timeout=left)
+            wait = min(left, IDLE_SECONDS) if rows >= self.batch_rows // 10 else left
+            more = await self.queue.get(timeout=wait)
             if more is None:
                 break
             if not more.schema.equals(first.schema):

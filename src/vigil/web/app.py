@@ -188,7 +188,15 @@ def create_app(
 
     async def status_view(request: Request) -> Response:
         status = node.status() if node is not None else {}
-        return JSONResponse({"version": __version__, **status})
+        usage = await run_in_threadpool(storage.usage)
+        return JSONResponse({"version": __version__, **status, "storage": usage})
+
+    async def compact_view(request: Request) -> Response:
+        started = time.monotonic()
+        tables = await run_in_threadpool(storage.compact)
+        usage = await run_in_threadpool(storage.usage)
+        seconds = round(time.monotonic() - started, 3)
+        return JSONResponse({"compacted": tables, "seconds": seconds, "storage": usage})
 
     async def home(request: Request) -> Response:
         return PlainTextResponse(
@@ -217,5 +225,6 @@ def create_app(
         Route("/version/", version_view),
         Route("/metrics", prometheus_view),
         Route("/api/status", status_view),
+        Route("/api/compact", compact_view, methods=["POST"]),
     ]
     return Starlette(routes=routes)
