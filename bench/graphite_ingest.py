@@ -134,6 +134,7 @@ def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[
                     file=sys.stderr,
                 )
         fig["peak_rss_mb"] = procstat.peak_rss_bytes(server.pid) / 2**20
+        server.settle()
     finally:
         fig["graceful_stop"] = server.stop(args.stop_timeout)
     allocated, apparent = procstat.disk_usage(server.data_dir, exclude=server.cache_entries)
