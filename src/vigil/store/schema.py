@@ -18,6 +18,7 @@ step, each bucket a ``sumMap`` state, so percentiles merge over hosts and time.
 
 from __future__ import annotations
 
+from vigil.store.decimal import VALUE_SQL
 from vigil.store.retention import METHODS, StoragePolicy
 
 DB = "vigil"
@@ -38,22 +39,14 @@ def partition_key(step: int) -> str:
     return "(cls, toYYYYMMDD(ts))" if step < 3600 else "(cls, toYYYYMM(ts))"
 
 
-# Value codecs, best first: ALP (lossless, made for decimal floats) took 2-decimal
-# random walks to 1.6 B/point against 2.7 for Delta+ZSTD; engines without it
-# (or where it is still refused as beta) get the fallback.
-VALUE_CODECS = ("ALP, ZSTD", "Delta, ZSTD")
-
-
-def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]) -> list[str]:
-    """Idempotent DDL for every table, then the views (recreated: the policy may have changed).
-
-    ``value_codec`` only applies to tables created now; existing tables keep theirs.
-    """
+def create_statements(policy: StoragePolicy) -> list[str]:
+    """Idempotent DDL for every table, then the views (recreated: the policy may have changed)."""
     stmts = [
         f"CREATE DATABASE IF NOT EXISTS {DB}",
         f"CREATE TABLE IF NOT EXISTS {DB}.points (cls UInt8 CODEC(ZSTD), m UInt8 CODEC(ZSTD),"
         " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
-        f" value Float64 CODEC({value_codec}))"
+        " v Int64 CODEC(DoubleDelta, ZSTD), e Int8 CODEC(ZSTD),"
+        f" value Float64 ALIAS {VALUE_SQL})"
         f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)"
         f" {MERGE_TREE_SETTINGS}",
         f"CREATE TABLE IF NOT EXISTS {DB}.series (id UInt64, path String, cls UInt8, m UInt8)"
@@ -67,9 +60,9 @@ def create_statements(policy: StoragePolicy, value_codec: str = VALUE_CODECS[-1]
             f"CREATE TABLE IF NOT EXISTS {DB}.rollup_{step} (cls UInt8 CODEC(ZSTD),"
             " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
             " cnt SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD),"
-            f" sum SimpleAggregateFunction(sum, Float64) CODEC({value_codec}),"
-            f" min SimpleAggregateFunction(min, Float64) CODEC({value_codec}),"
-            f" max SimpleAggregateFunction(max, Float64) CODEC({value_codec}),"
+            f" sum SimpleAggregateFunction(sum, Float64) CODEC(Delta, ZSTD),"
+            f" min SimpleAggregateFunction(min, Float64) CODEC(Delta, ZSTD),"
+            f" max SimpleAggregateFunction(max, Float64) CODEC(Delta, ZSTD),"
             " last AggregateFunction(argMax, Float64, UInt32))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
             f" {MERGE_TREE_SETTINGS}"

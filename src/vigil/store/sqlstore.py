@@ -21,7 +21,7 @@ import pyarrow as pa
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
-from vigil.store import schema
+from vigil.store import decimal, schema
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.pathglob import glob_body, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
@@ -112,26 +112,8 @@ class SqlStore:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._event_ids = itertools.count(int(clock() * 1000) << 10)
-        self.value_codec = self._pick_value_codec()
-        for stmt in schema.create_statements(policy, self.value_codec):
+        for stmt in schema.create_statements(policy):
             self._conn().execute(stmt)
-
-    def _pick_value_codec(self) -> str:
-        """The best value codec this engine accepts (probed, not guessed from a version)."""
-        conn = self._conn()
-        for codec in schema.VALUE_CODECS:
-            try:
-                if codec.startswith("ALP"):
-                    conn.execute("SET enable_alp_codec = 1")
-                conn.execute(
-                    f"CREATE TEMPORARY TABLE vigil_codec_probe (v Float64 CODEC({codec}))"
-                    " ENGINE = Memory"
-                )
-                conn.execute("DROP TEMPORARY TABLE vigil_codec_probe")
-                return codec
-            except Exception:  # the engine refused this codec; try the next
-                continue
-        return schema.VALUE_CODECS[-1]
 
     def _conn(self) -> Connection:
         """This thread's connection: the engine wants one per thread."""
@@ -156,13 +138,15 @@ class SqlStore:
         if batch.num_rows == 0:
             return
         ids, classes, methods, fresh = self._keys.encode(batch.column("path"))
+        mantissa, exponent = decimal.split(batch.column("value").to_numpy())
         keyed = pa.table(
             {
                 "cls": classes,
                 "m": methods,
                 "id": ids,
                 "ts": batch.column("ts"),
-                "value": batch.column("value"),
+                "v": mantissa,
+                "e": exponent,
             }
         )
         self._insert("series", fresh, "series")
