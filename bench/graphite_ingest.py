@@ -134,7 +134,9 @@ def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[
                     file=sys.stderr,
                 )
         fig["peak_rss_mb"] = procstat.peak_rss_bytes(server.pid) / 2**20
-        server.settle()
+        live = server.settle()
+        if live is not None:
+            fig["live_bytes_per_point"] = live / payload.points
     finally:
         fig["graceful_stop"] = server.stop(args.stop_timeout)
     allocated, apparent = procstat.disk_usage(server.data_dir, exclude=server.cache_entries)
@@ -182,6 +184,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("peak_rss_mb", "peak RSS MB (VmHWM)", "{:.0f}"),
     ("bytes_per_point", "bytes on disk per point", "{:.2f}"),
     ("bytes_per_point_with_caches", "  the same with saved caches", "{:.2f}"),
+    ("live_bytes_per_point", "  live parts only (engine's count)", "{:.2f}"),
     *[
         (f"p{p}_ms:{label}", f"render p{p} ms: {label}", "{:.1f}")
         for label in QUERY_LABELS

@@ -184,8 +184,9 @@ class Server(ABC):
                 f"{self.title} exited with code {self.proc.returncode}\n{self.log_tail()}"
             )
 
-    def settle(self) -> None:  # noqa: B027 - optional hook, a no-op for most servers
-        """Bring the data to its compacted size before the stop (nothing by default)."""
+    def settle(self) -> int | None:
+        """Compact before the stop where the server can; its own count of live bytes, if any."""
+        return None
 
     def stop(self, timeout: float) -> bool:
         """Stop the server with SIGTERM; return True if it exited by itself within ``timeout``.
@@ -277,11 +278,12 @@ class Vigil(Server):
         wait_for_port(self.graphite_port, deadline)
         self.http = Http(http_port)
 
-    def settle(self) -> None:
+    def settle(self) -> int | None:
         """Merge stored parts (``POST /api/compact``), then wait for merged-away parts to go.
 
-        Vigil's engine merges in the background and deletes merged-away parts
-        about 40 s later; without the wait the disk figure counts data twice.
+        The embedded engine deletes merged-away parts some time later (about
+        40 s when idle, longer under writes); ``du`` counts them until then,
+        so the bytes of live parts that the engine reports are returned too.
         """
         status, body = self.client().request("POST", "/api/compact")
         if status != 200:
@@ -290,6 +292,7 @@ class Vigil(Server):
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and disk_usage(self.data_dir)[0] > 1.1 * active + 2**20:
             time.sleep(2)
+        return int(active)
 
     def _render(self, targets: Sequence[str], start: int, end: int) -> bytes:
         params: list[tuple[str, str | int]] = [("target", t) for t in targets]
