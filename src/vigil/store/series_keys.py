@@ -59,6 +59,10 @@ class SeriesKeys:
             self._cache[path] = found
         return found
 
+    def known(self, path: str) -> bool:
+        """Whether ``path`` went through ``encode`` (and so is in the catalogue) lately."""
+        return path in self._cache
+
     def forget_all(self) -> None:
         """Treat every path as new again (after a failed write of the catalogue)."""
         self._cache.clear()

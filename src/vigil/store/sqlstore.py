@@ -23,7 +23,7 @@ from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
 from vigil.store import decimal, schema
 from vigil.store.interface import QueryLimitError, StorageError
-from vigil.store.pathglob import glob_body, literal_prefix
+from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
 from vigil.store.series_keys import SeriesKeys, normalise
 
@@ -265,8 +265,17 @@ class SqlStore:
     # -- point reads ----------------------------------------------------------
 
     def fetch(self, patterns: Sequence[str], start: int, end: int) -> list[Series]:
-        """Series matching the patterns over ``[start, end)``, at the finest covering step."""
-        rows = self._series_rows(self._pattern_condition(patterns))
+        """Series matching the patterns over ``[start, end)``, at the finest covering step.
+
+        A plain path this store has written needs no catalogue lookup: its
+        keys are known, which saves one engine query per render of a series.
+        """
+        known = [p for p in patterns if not is_pattern(p) and self._keys.known(p)]
+        rows = [(k[0], normalise(p), k[1], k[2]) for p in known for k in [self._keys.key(p)]]
+        rest = [p for p in patterns if p not in known]
+        if rest:
+            rows += self._series_rows(self._pattern_condition(rest))
+        rows = list({row[0]: row for row in rows}.values())
         now = int(self.clock())
         groups: dict[tuple[int, int, int], list[tuple[int, str]]] = {}
         for sid, path, cls, method in rows:
