@@ -17,7 +17,13 @@ import numpy as np
 from vigil.query.functions.aggregation import normalize, reduce_rows
 from vigil.query.functions.filter import aggregation
 from vigil.query.functions.nodes import node_value
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import (
+    Collector,
+    Param,
+    RenderContext,
+    RenderError,
+    format_number,
+)
 from vigil.query.grammar import String, render
 from vigil.query.series import FloatArray, Series
 
@@ -38,11 +44,6 @@ def _common_tags(series_list: Sequence[Series]) -> dict[str, str]:
     for s in series_list[1:]:
         common = {k: v for k, v in common.items() if s.tags.get(k) == v}
     return common
-
-
-def _format_number(value: float) -> str:
-    """A number as graphite-web prints a literal: ``1500``, ``2.5``."""
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 def _new_series(
@@ -455,7 +456,7 @@ def as_percent(
         pairs = zip(sorted(seriesList, key=lambda s: s.name), sorted(total, key=lambda s: s.name))
         return [_percent_of(s, t) for s, t in pairs]
     divisor = np.nan if total == 0 else float(total)
-    name = f"asPercent({{}},{_format_number(total)})"
+    name = f"asPercent({{}},{format_number(total)})"
     return [
         _new_series(
             name.format(s.name), s.start, s.step, s.values / divisor * 100.0, s.x_files_factor

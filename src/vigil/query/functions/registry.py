@@ -42,6 +42,14 @@ PARAM_TYPES = frozenset(
 )
 
 
+def format_number(value: float) -> str:
+    """A number as graphite-web prints a literal in a series name: ``1500``, ``2.5``."""
+    number = float(value)
+    if number.is_integer() and abs(number) < 1e16:
+        return str(int(number))
+    return repr(number)
+
+
 class RenderError(ValueError):
     """A user error in a render request; the API answers 400 with this message."""
 

@@ -22,7 +22,13 @@ import numpy as np
 
 from vigil.query.functions.combine import aggregate
 from vigil.query.functions.filter import SERIES
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import (
+    Collector,
+    Param,
+    RenderContext,
+    RenderError,
+    format_number,
+)
 from vigil.query.series import FloatArray, Series, parse_tags
 
 collect = Collector()
@@ -31,14 +37,6 @@ EVENT_STEP = 60
 
 # graphite-web's tag expression syntax: tag, operator, value (tagdb's parseTagExpression).
 _TAG_EXPRESSION = re.compile(r"^([^;!=]+)(!?=~?)([^;]*)$")
-
-
-def _number(value: float) -> str:
-    """A number as graphite-web prints a literal: ``5`` for a whole number, else ``123.456``."""
-    number = float(value)
-    if number.is_integer() and abs(number) < 1e16:
-        return str(int(number))
-    return repr(number)
 
 
 def _grid(ctx: RenderContext, step: int) -> FloatArray:
@@ -55,7 +53,11 @@ def _constant(ctx: RenderContext, value: float, name: str) -> Series:
     """Three points spanning the request, graphite-web's shape for a horizontal line."""
     step = max(1, (ctx.end - ctx.start) // 2)
     return Series(
-        name, ctx.start, step, np.full(3, value), path_expression=f"constantLine({_number(value)})"
+        name,
+        ctx.start,
+        step,
+        np.full(3, value),
+        path_expression=f"constantLine({format_number(value)})",
     )
 
 
@@ -65,7 +67,7 @@ def constant_line(ctx: RenderContext, value: float) -> list[Series]:
 
     Example: ``constantLine(123.456)``.
     """
-    return [_constant(ctx, value, _number(value))]
+    return [_constant(ctx, value, format_number(value))]
 
 
 @collect.function(
@@ -84,7 +86,7 @@ def threshold(
 
     Example: ``threshold(123.456,"omgwtfbbq","red")``.
     """
-    line = _constant(ctx, value, label or _number(value))
+    line = _constant(ctx, value, label or format_number(value))
     if color:
         line.options["color"] = color
     return [line]
