@@ -289,7 +289,7 @@ class Vigil(Server):
         if status != 200:
             raise ServerError(f"/api/compact -> HTTP {status}: {body[:300]!r}")
         active = sum(t["bytes_on_disk"] for t in json.loads(body)["storage"].values())
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and disk_usage(self.data_dir)[0] > 1.1 * active + 2**20:
             time.sleep(2)
         return int(active)
