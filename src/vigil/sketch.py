@@ -183,7 +183,13 @@ def grouped_quantiles(
     rank = np.maximum(total[:, None] - 1.0, 0.0) * q[None, :]
     # First bin whose cumulative count exceeds the rank, kept inside its sketch.
     idx = np.searchsorted(cum[1:], before[:, None] + rank, side="right")
-    idx = np.minimum(np.maximum(idx, starts[:, None]), np.maximum(ends - 1, 0)[:, None])
+    low, high = starts[:, None], np.maximum(ends - 1, 0)[:, None]
+    idx = np.minimum(np.maximum(idx, low), high)
+    # ``before + rank`` may round by an ulp; counts relative to the sketch's start
+    # are exact, so one step either way puts each rank in its bin.
+    within = before[:, None]
+    idx = np.where((idx > low) & (cum[idx] - within > rank), idx - 1, idx)
+    idx = np.where((idx < high) & (cum[idx + 1] - within <= rank), idx + 1, idx)
     result[filled] = values_of(k[idx[filled]])
     return result
 
