@@ -18,7 +18,7 @@ from vigil.bus.fanout import Bus
 from vigil.bus.queue import BatchQueue, Overflow
 from vigil.ingest.stage import IngestStage
 from vigil.roles import stages_of
-from vigil.settings import Settings
+from vigil.settings import Settings, SettingsError
 from vigil.store.chdb_engine import open_embedded
 from vigil.store.retention import StoragePolicy
 from vigil.store.writer import RetentionSweeper, StoreWriter
@@ -43,6 +43,13 @@ class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stages = stages_of(settings.node.roles)
+        try:
+            self.overflow = Overflow(settings.bus.overflow)
+        except ValueError:
+            choices = ", ".join(o.value for o in Overflow)
+            raise SettingsError(
+                f"overflow = {settings.bus.overflow!r}: use one of {choices}"
+            ) from None
         self.data_dir = Path(settings.node.data_dir)
         self.telemetry = Telemetry(settings.node.node)
         self.bus = Bus()
@@ -60,7 +67,7 @@ class Node:
         self.storage = await asyncio.to_thread(
             open_embedded, self.data_dir, policy, s.query.max_points
         )
-        queue = self.bus.add(BatchQueue("store", s.bus.queue_bytes, Overflow(s.bus.overflow)))
+        queue = self.bus.add(BatchQueue("store", s.bus.queue_bytes, self.overflow))
         self._writer = StoreWriter(
             queue, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
         )
