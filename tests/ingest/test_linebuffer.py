@@ -65,3 +65,20 @@ async def test_chunks_are_parsed_off_the_loop_and_sized() -> None:
     await asyncio.sleep(0.1)
     task.cancel()
     assert chunks[-1] == b"late 1 2\n"
+
+
+def test_udp_datagrams_are_dropped_and_reported_while_the_worker_is_overloaded() -> None:
+    from vigil.ingest.listeners import LineDatagramProtocol
+    from vigil.model import Reject
+
+    async def sink(result: ParseResult) -> None:
+        pass
+
+    worker = ChunkWorker(lambda c, n: ParseResult(POINTS_SCHEMA.empty_table(), []), sink, 10, 1)
+    reported: list[Reject] = []
+    udp = LineDatagramProtocol(worker, reported.extend)
+    for _ in range(20):
+        udp.datagram_received(b"a 1 2\nb 1 2\n", ("127.0.0.1", 1))
+    assert worker.overloaded
+    assert sum(r.count for r in reported) == 2 * (20 - 7)  # 7 datagrams fill 8 x 10 bytes
+    assert {r.reason for r in reported} == {"receive buffer full, datagram dropped"}

@@ -93,6 +93,11 @@ class ChunkWorker:
         """Whether readers should pause until the worker catches up."""
         return self._pending_bytes >= 4 * self.chunk_bytes
 
+    @property
+    def overloaded(self) -> bool:
+        """Whether sources that cannot be paused (UDP) must drop what they receive."""
+        return self._pending_bytes >= 8 * self.chunk_bytes
+
     def add(self, lines: bytes, transport: asyncio.Transport | None = None) -> None:
         """Queue complete lines; pause ``transport`` while the buffer is full."""
         if not lines:

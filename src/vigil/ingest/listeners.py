@@ -43,12 +43,21 @@ class LineStreamProtocol(asyncio.Protocol):
 
 
 class LineDatagramProtocol(asyncio.DatagramProtocol):
-    """UDP datagrams each holding whole lines (Graphite plaintext over UDP)."""
+    """UDP datagrams each holding whole lines (Graphite plaintext over UDP).
 
-    def __init__(self, worker: ChunkWorker) -> None:
+    UDP cannot be paused: while the worker is overloaded, datagrams are
+    dropped and reported as rejects.
+    """
+
+    def __init__(self, worker: ChunkWorker, on_rejects: RejectSink) -> None:
         self.worker = worker
+        self.on_rejects = on_rejects
 
     def datagram_received(self, data: bytes, addr: tuple[str | bytes, int]) -> None:
+        if self.worker.overloaded:
+            lines = data.count(b"\n") + (not data.endswith(b"\n"))
+            self.on_rejects([Reject.of("receive buffer full, datagram dropped", data, lines)])
+            return
         self.worker.add(data if data.endswith(b"\n") else data + b"\n")
 
 

@@ -82,7 +82,10 @@ class IngestStage:
         port = server.sockets[0].getsockname()[1]
         self.ports["graphite"] = port
         udp, _ = await loop.create_datagram_endpoint(
-            lambda: LineDatagramProtocol(self.plaintext), local_addr=(self.bind, port)
+            lambda: LineDatagramProtocol(
+                self.plaintext, functools.partial(self.rejects.record, "graphite")
+            ),
+            local_addr=(self.bind, port),
         )
         self._transports.append(udp)
         self.ports["graphite_udp"] = port
