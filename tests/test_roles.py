@@ -27,4 +27,3 @@ def test_roles_compose_stages_in_start_order(roles: str, stages: tuple[str, ...]
 def test_role_errors_say_what_to_do(roles: str, message: str) -> None:
     with pytest.raises(RoleError, match=message):
         stages_of(roles)
-
