@@ -19,14 +19,22 @@ RejectSink = Callable[[list[Reject]], None]
 class LineStreamProtocol(asyncio.Protocol):
     """A TCP connection of newline-framed lines (Graphite plaintext)."""
 
-    def __init__(self, worker: ChunkWorker, max_line_bytes: int, on_rejects: RejectSink) -> None:
+    def __init__(
+        self,
+        worker: ChunkWorker,
+        max_line_bytes: int,
+        on_rejects: RejectSink,
+        open_connections: set[LineStreamProtocol],
+    ) -> None:
         self.worker = worker
         self.framer = LineFramer(max_line_bytes)
         self.on_rejects = on_rejects
+        self.open_connections = open_connections
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        self.open_connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         lines, rejects = self.framer.feed(data)
@@ -40,6 +48,7 @@ class LineStreamProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.worker.add(self.framer.close())
+        self.open_connections.discard(self)
 
 
 class LineDatagramProtocol(asyncio.DatagramProtocol):

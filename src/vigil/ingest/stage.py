@@ -58,6 +58,7 @@ class IngestStage:
         self._statsd_reported: collections.Counter[str] = collections.Counter()
         self._datagrams = DatagramCollector(max_datagrams=200_000)
         self.ports: dict[str, int] = {}
+        self._connections: set[LineStreamProtocol] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._transports: list[asyncio.BaseTransport] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,7 +74,10 @@ class IngestStage:
         s = self.settings
         server = await loop.create_server(
             lambda: LineStreamProtocol(
-                self.plaintext, s.max_line_bytes, functools.partial(self.rejects.record, "graphite")
+                self.plaintext,
+                s.max_line_bytes,
+                functools.partial(self.rejects.record, "graphite"),
+                self._connections,
             ),
             self.bind,
             s.graphite_port,
@@ -133,10 +137,16 @@ class IngestStage:
                 next_flush += interval
                 await self._flush_statsd()
 
-    async def stop(self) -> None:
-        """Close listeners, then parse and publish what was already received."""
+    async def stop(self, drain_seconds: float = 2.0) -> None:
+        """Stop accepting, let open senders finish (up to ``drain_seconds``), publish the rest."""
         for server in self._servers:
             server.close()
+        deadline = time.monotonic() + drain_seconds
+        while self._connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self._connections):
+            if connection.transport is not None:
+                connection.transport.close()
         for transport in self._transports:
             transport.close()
         for task in self._tasks:
