@@ -18,8 +18,6 @@ POINTS_SCHEMA = pa.schema(
     ]
 )
 
-EMPTY_POINTS = POINTS_SCHEMA.empty_table()
-
 # Longest example of a rejected input kept for reporting.
 REJECT_SAMPLE_BYTES = 200
 

@@ -84,8 +84,6 @@ class ChunkWorker:
         self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
         self._ready = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._drained.set()
         self._paused: set[asyncio.Transport] = set()
 
     @property
@@ -104,7 +102,6 @@ class ChunkWorker:
             return
         self._pending.append(lines)
         self._pending_bytes += len(lines)
-        self._drained.clear()
         if self._pending_bytes >= self.chunk_bytes:
             self._ready.set()
         if self.full and transport is not None and transport not in self._paused:
@@ -130,11 +127,6 @@ class ChunkWorker:
                     if not transport.is_closing():
                         transport.resume_reading()
                 self._paused.clear()
-        self._drained.set()
-
-    async def drained(self) -> None:
-        """Wait until every line added so far has been handed to the sink."""
-        await self._drained.wait()
 
     def _take(self) -> bytes:
         """Up to about ``chunk_bytes`` of pending lines as one chunk."""

@@ -20,7 +20,6 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from vigil.query.series import Series
 from vigil.query.source import Event, SeriesSource
 
 
@@ -41,10 +40,6 @@ class Storage(SeriesSource, Protocol):
 
     def write_sketches(self, batch: pa.Table) -> None:
         """Store timer sketches (``sketch.SKETCH_SCHEMA``); same contract as ``write_points``."""
-        ...
-
-    def timer_quantile(self, pattern: str, start: int, end: int, q: float) -> Series | None:
-        """The ``q`` quantile over every timer sketch matching ``pattern``, merged per bucket."""
         ...
 
     def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
