@@ -44,3 +44,65 @@ class ParseResult:
 
     points: pa.Table
     rejects: list[Reject]
+
+
+# The entry kinds of the typed event log (docs/formats/eventlog.md).
+ENTRY_KINDS = ("begin", "end", "atomic", "event", "heartbeat", "line")
+
+# A batch of log entries. ``uid`` is unique per entry and orders entries that
+# share a millisecond in arrival order (it is 0 until ingest stamps the batch);
+# ``severity`` and ``facility`` are syslog's, -1 when the input had none.
+LOGS_SCHEMA = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("ms"), nullable=False),
+        pa.field("uid", pa.uint64(), nullable=False),
+        pa.field("kind", pa.string(), nullable=False),
+        pa.field("host", pa.string(), nullable=False),
+        pa.field("cluster", pa.string(), nullable=False),
+        pa.field("dc", pa.string(), nullable=False),
+        pa.field("app", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("status", pa.int32(), nullable=False),
+        pa.field("duration_ms", pa.float64(), nullable=False),
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("parent", pa.string(), nullable=False),
+        pa.field("severity", pa.int8(), nullable=False),
+        pa.field("facility", pa.int8(), nullable=False),
+        pa.field("message", pa.string(), nullable=False),
+        pa.field("data", pa.map_(pa.string(), pa.string()), nullable=False),
+    ]
+)
+
+# What a missing field of a log entry becomes.
+LOG_DEFAULTS: dict[str, object] = {
+    "uid": 0,
+    "kind": "line",
+    "host": "",
+    "cluster": "",
+    "dc": "",
+    "app": "",
+    "type": "",
+    "name": "",
+    "status": 0,
+    "duration_ms": 0.0,
+    "id": "",
+    "parent": "",
+    "severity": -1,
+    "facility": -1,
+    "message": "",
+    "data": {},
+}
+
+
+def logs_from_rows(rows: list[dict[str, object]]) -> pa.Table:
+    """A ``LOGS_SCHEMA`` batch from entries as dicts (``ts`` in epoch milliseconds).
+
+    Missing fields take ``LOG_DEFAULTS``; ``data`` is a dict of strings. For
+    parsers' slow paths and tests: fast paths build columns directly.
+    """
+    columns = {
+        f.name: [row.get(f.name, LOG_DEFAULTS.get(f.name)) for row in rows] for f in LOGS_SCHEMA
+    }
+    columns["data"] = [list(d.items()) for d in columns["data"]]  # type: ignore[union-attr]
+    return pa.table(columns, schema=LOGS_SCHEMA)
