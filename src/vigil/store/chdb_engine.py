@@ -41,8 +41,8 @@ class ChdbConnection:
         self._conn.close()
 
 
-def open_embedded(data_dir: Path, policy: StoragePolicy, max_points: int = 20_000_000) -> SqlStore:
-    """The point store in ``data_dir/engine``, created on first use."""
+def open_embedded(data_dir: Path, policy: StoragePolicy, **limits: int) -> SqlStore:
+    """The store in ``data_dir/engine``, created on first use; ``limits`` go to ``SqlStore``."""
     path = data_dir / "engine"
     path.mkdir(parents=True, exist_ok=True)
-    return SqlStore(lambda: ChdbConnection(path), policy, max_points=max_points)
+    return SqlStore(lambda: ChdbConnection(path), policy, **limits)

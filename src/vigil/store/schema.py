@@ -135,6 +135,7 @@ def stored_tables(policy: StoragePolicy) -> list[str]:
         "points",
         "series",
         "events",
+        "logs",
         "sketch_series",
         *(f"rollup_{step}" for step in policy.rollup_steps()),
         *sketch_tables(policy),

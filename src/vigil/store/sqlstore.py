@@ -21,7 +21,8 @@ import pyarrow as pa
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
-from vigil.store import decimal, schema
+from vigil.store import decimal, logstore, schema
+from vigil.store.logstore import LogStore
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
@@ -107,6 +108,8 @@ class SqlStore:
         policy: StoragePolicy,
         clock: Callable[[], float] = time.time,
         max_points: int = 20_000_000,
+        log_max_scan_rows: int = 50_000_000,
+        log_retention_days: int = 30,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -116,8 +119,14 @@ class SqlStore:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._event_ids = itertools.count(int(clock() * 1000) << 10)
-        for stmt in schema.create_statements(policy):
+        for stmt in [*schema.create_statements(policy), logstore.CREATE]:
             self._conn().execute(stmt)
+        self.logs = LogStore(
+            self._query,
+            lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "log entries"),
+            log_max_scan_rows,
+            log_retention_days,
+        )
         self._keys = self._series_keys("series")
         self._sketch_keys = self._series_keys("sketch_series")
 
@@ -424,6 +433,7 @@ class SqlStore:
 
     def sweep_retention(self, now: int) -> int:
         """Drop whole partitions older than the retention of their class and table."""
+        dropped = self._sweep_logs(now)
         tables = {
             "points": 0,
             **{f"rollup_{s}": s for s in self.policy.rollup_steps()},
@@ -434,7 +444,6 @@ class SqlStore:
             "SELECT DISTINCT table, partition_id, partition FROM system.parts"
             f" WHERE database = '{DB}' AND active AND table IN ({names})"
         )
-        dropped = 0
         for table, pid, partition in _rows(self._query(sql)):
             m = re.fullmatch(r"\((\d+),\s*(\d+)\)", str(partition))
             if not m:
@@ -453,6 +462,17 @@ class SqlStore:
             self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION ID {sql_string(pid)}")
             dropped += 1
         return dropped
+
+    def _sweep_logs(self, now: int) -> int:
+        sql = (
+            "SELECT DISTINCT partition FROM system.parts"
+            f" WHERE database = '{DB}' AND active AND table = 'logs'"
+        )
+        days = [str(p) for (p,) in _rows(self._query(sql))]
+        expired = self.logs.expired_partitions(now, days)
+        for day in expired:
+            self._conn().execute(f"ALTER TABLE {logstore.TABLE} DROP PARTITION {sql_string(day)}")
+        return len(expired)
 
     def compact(self) -> list[str]:
         """Merge every table's parts now (``OPTIMIZE ... FINAL``); returns the tables merged.

@@ -1,0 +1,184 @@
+"""Log entries in the engine: one table laid out for how people search, and its guards.
+
+Layout: partitions by day (retention drops them); sorted by hour, then host,
+app, type, name, status, time, so that a time range selects a few granules
+and a host or app narrows them further; a token bloom-filter index on the
+message lets a rare word skip almost everything. ``kind`` and the other
+short strings are dictionary-encoded.
+
+Searches must use an index: every query carries a time range, and the
+engine's guards (``force_index_by_date``, ``force_primary_key``,
+``max_rows_to_read``) make one that would scan too much fail; the error is
+turned into one that says which filter to add.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from vigil.model import LOGS_SCHEMA
+from vigil.query.logquery import LogPage, LogQuery, LogQueryError, encode_cursor
+from vigil.store.interface import StorageError
+
+DB = "vigil"
+TABLE = f"{DB}.logs"
+_LOW = "LowCardinality(String)"
+CREATE = (
+    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
+    "ts DateTime64(3) CODEC(DoubleDelta, ZSTD), uid UInt64 CODEC(Delta, ZSTD),"
+    f" kind {_LOW}, host {_LOW}, cluster {_LOW}, dc {_LOW}, app {_LOW}, type {_LOW},"
+    f" name {_LOW}, status Int32 CODEC(ZSTD), duration_ms Float64 CODEC(ZSTD),"
+    " id String CODEC(ZSTD), parent String CODEC(ZSTD), severity Int8, facility Int8,"
+    " message String CODEC(ZSTD(3)), data Map(String, String) CODEC(ZSTD(3)),"
+    " INDEX words message TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1)"
+    " ENGINE = MergeTree PARTITION BY toDate(ts)"
+    " ORDER BY (toStartOfHour(ts), host, app, type, name, status, ts)"
+    " SETTINGS old_parts_lifetime = 30"
+)
+_COLUMNS = ", ".join(f.name for f in LOGS_SCHEMA)
+# Engine error codes of the guards: TOO_MANY_ROWS, INDEX_NOT_USED.
+_TOO_MANY_ROWS = "Code: 158"
+_INDEX_NOT_USED = "Code: 277"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _ms(ms: int) -> str:
+    return f"fromUnixTimestamp64Milli(toInt64({ms}))"
+
+
+class LogStore:
+    """Writes and searches of log entries over the engine connections of a ``SqlStore``."""
+
+    def __init__(
+        self,
+        query: Callable[[str], pa.Table],
+        insert: Callable[[str, pa.Table], None],
+        max_scan_rows: int,
+        retention_days: int,
+    ) -> None:
+        self._query = query
+        self._insert = insert
+        self.max_scan_rows = max_scan_rows
+        self.retention_days = retention_days
+
+    def write(self, batch: pa.Table, replay: bool = False) -> int:
+        """Store a ``LOGS_SCHEMA`` batch; returns the rows stored.
+
+        ``replay`` batches may be stored already (a spool replay after a
+        crash, a retried insert): their entries already present, by ``uid``,
+        are skipped, so a replay stores each entry exactly once.
+        """
+        if replay and batch.num_rows:
+            batch = self._unstored(batch)
+        if batch.num_rows:
+            self._insert(TABLE, batch)
+        return batch.num_rows
+
+    def _unstored(self, batch: pa.Table) -> pa.Table:
+        uids = batch.select(["uid"])  # noqa: F841 - read by the engine's Python() table function
+        ts = batch.column("ts").cast(pa.int64()).to_numpy()
+        sql = (
+            f"SELECT uid FROM {TABLE} WHERE ts >= {_ms(int(ts.min()))}"
+            f" AND ts <= {_ms(int(ts.max()))} AND uid IN (SELECT uid FROM Python(uids))"
+        )
+        stored = self._query(sql).column("uid").to_numpy()
+        if not len(stored):
+            return batch
+        fresh = ~np.isin(batch.column("uid").to_numpy(), stored)
+        return batch.filter(pa.array(fresh))
+
+    def search(self, q: LogQuery) -> LogPage:
+        """One page of entries matching ``q``, newest first."""
+        conds = [f"ts >= {_ms(q.start_ms)}", f"ts < {_ms(q.end_ms)}"]
+        for field, values in q.filters.items():
+            if field == "status":
+                conds.append(f"status IN ({', '.join(str(int(v)) for v in values)})")
+            else:
+                conds.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
+        conds += [f"hasToken(message, {_quote(w)})" for w in q.words]
+        conds += [f"position(message, {_quote(p)}) > 0" for p in q.phrases]
+        if q.cursor is not None:
+            ts_ms, uid = q.cursor
+            conds.append(f"(ts, uid) < ({_ms(ts_ms)}, toUInt64({uid}))")
+        sql = (
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE {' AND '.join(conds)}"
+            f" ORDER BY ts DESC, uid DESC LIMIT {q.limit + 1}"
+        )
+        rows = self._guarded(sql, q)
+        more = len(rows) > q.limit
+        rows = rows[: q.limit]
+        if q.context:
+            for row in rows:
+                row["context"] = self.context(row, q.context)
+        last = rows[-1] if more else None
+        cursor = encode_cursor(round(last["ts"] * 1000), int(last["uid"])) if last else None
+        return LogPage(rows, cursor)
+
+    def _guarded(self, sql: str, q: LogQuery) -> list[dict[str, Any]]:
+        guards = (
+            " SETTINGS force_index_by_date = 1, force_primary_key = 1,"
+            f" max_rows_to_read = {self.max_scan_rows}, read_overflow_mode = 'throw'"
+        )
+        try:
+            return entries_of(self._query(sql + guards))
+        except StorageError as e:
+            text = str(e)
+            if _TOO_MANY_ROWS in text or _INDEX_NOT_USED in text:
+                span = (q.end_ms - q.start_ms) / 3_600_000
+                raise LogQueryError(
+                    f"this search would read more than {self.max_scan_rows} entries"
+                    f" ({span:.3g} h of logs): narrow from/until, or add host=, app=, type=,"
+                    " name= or a rarer word to q="
+                ) from None
+            raise
+
+    def context(self, entry: dict[str, Any], n: int) -> dict[str, list[dict[str, Any]]]:
+        """The ``n`` entries of the same host and app before and after ``entry``."""
+        ts_ms, uid = round(entry["ts"] * 1000), int(entry["uid"])
+        same = f"host = {_quote(entry['host'])} AND app = {_quote(entry['app'])}"
+        here = f"({_ms(ts_ms)}, toUInt64({uid}))"
+        hour = 3_600_000
+        before = (
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE ts >= {_ms(ts_ms - hour)} AND ts <= {_ms(ts_ms)}"
+            f" AND {same} AND (ts, uid) < {here} ORDER BY ts DESC, uid DESC LIMIT {n}"
+        )
+        after = (
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE ts >= {_ms(ts_ms)} AND ts <= {_ms(ts_ms + hour)}"
+            f" AND {same} AND (ts, uid) > {here} ORDER BY ts, uid LIMIT {n}"
+        )
+        return {
+            "before": entries_of(self._query(before))[::-1],
+            "after": entries_of(self._query(after)),
+        }
+
+    def count(self, start_ms: int, end_ms: int) -> int:
+        """Entries stored in ``[start_ms, end_ms)`` (for tests, status and benchmarks)."""
+        sql = f"SELECT count() AS n FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"
+        return int(self._query(sql).column("n")[0].as_py())
+
+    def expired_partitions(self, now: float, partitions: list[str]) -> list[str]:
+        """The day partitions (``YYYY-MM-DD``) wholly older than the retention."""
+        cutoff = now - self.retention_days * 86400
+        return [
+            p for p in partitions if calendar.timegm(time.strptime(p, "%Y-%m-%d")) + 86400 <= cutoff
+        ]
+
+
+def entries_of(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows of a logs result as wire-format dicts: ``ts`` in epoch seconds, ``uid`` as text."""
+    ts = table.column("ts").cast(pa.int64()).to_numpy() / 1000 if table.num_rows else []
+    rows = table.drop_columns(["ts"]).to_pylist()
+    for row, when in zip(rows, ts):
+        row["ts"] = float(when)
+        row["uid"] = str(row["uid"])
+        row["data"] = dict(row["data"])
+    return rows
