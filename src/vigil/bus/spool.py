@@ -31,15 +31,18 @@ is replaced atomically (tmp + fsync + rename + fsync of the directory).
 
 Recovery, chosen for simplicity: open reads every unreleased record (from the
 cursor on) and verifies its checksum, by mapping each segment and walking the
-headers; it reads at disk speed plus crc32 (about 1 GB/s here, see the test
-module for the figure). In each segment the first record whose header or
-payload is incomplete, or whose checksum fails, is cut, *together with
-everything after it in that segment*: after a bad length field nothing later
-can be trusted to be a record boundary. Later segments are still scanned, so
-a flipped byte costs at most the rest of one segment. What was cut is counted
-in ``stats["truncated_bytes"]`` and logged. Offsets are never reused: when
-the last segment had its tail cut, appending continues in a new segment that
-starts where the cut bytes ended.
+headers. It costs one read of the unreleased bytes plus their crc32: on the
+development VM 1 GB of 1 MB records opens in 0.3 s from the page cache and in
+0.8 s after dropping it; 200,000 small records open in 0.4 s. In each segment
+the first record whose header or payload is incomplete, or whose checksum
+fails, is cut *together with everything after it in that segment*: after a
+bad length field nothing later can be trusted to be a record boundary. Later
+segments are still scanned, so a flipped byte costs at most the rest of one
+segment. What was cut is counted in ``stats["truncated_bytes"]`` and logged.
+A record that goes bad after open fails its ``read`` with SpoolError (and is
+cut at the next open). Offsets are never reused: when the last segment had
+its tail cut, appending continues in a new segment that starts where the cut
+bytes ended.
 """
 
 from __future__ import annotations
@@ -109,7 +112,7 @@ def _crc(length: int, rows: int, payload: bytes | memoryview | pa.Buffer) -> int
     return zlib.crc32(payload, zlib.crc32(_COVERED.pack(length, rows)))
 
 
-def encode(table: pa.Table) -> bytes:
+def _encode(table: pa.Table) -> bytes:
     """Serialise ``table`` as one record, header included."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema, options=_IPC_OPTIONS) as writer:
@@ -373,7 +376,7 @@ class Spool:
         bytes that reached the file are cut at the next open if incomplete,
         or replayed if complete.
         """
-        encoded = [encode(t) for t in batches]
+        encoded = [_encode(t) for t in batches]
         total = sum(len(e) for e in encoded)
         with self._lock:
             self._check_open()
