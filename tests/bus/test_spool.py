@@ -244,6 +244,25 @@ def test_a_released_segment_left_by_a_crash_is_deleted_at_open(tmp_path: Path) -
         assert not first.exists()
 
 
+def test_offsets_are_not_reused_when_segments_were_lost(tmp_path: Path) -> None:
+    with Spool(tmp_path / "a", 1 << 20) as spool:
+        for record in spool.append([numbered(i) for i in range(5)]):
+            spool.release(record)
+        cursor = record.offset + record.size
+    with Spool(tmp_path / "b", 1 << 20) as spool:
+        spool.append([numbered(0)])
+    # b's records end before a's cursor; an empty directory has no segment at all.
+    shutil.copy(tmp_path / "a" / "cursor", tmp_path / "b" / "cursor")
+    shutil.copy(tmp_path / "a" / "cursor", tmp_path / "cursor")
+    for directory in (tmp_path / "b", tmp_path):
+        with Spool(directory, 1 << 20) as spool:
+            assert spool.pending() == []
+            [new] = spool.append([numbered(7)])
+            assert new.offset == cursor and spool.read(new).equals(numbered(7))
+        with Spool(directory, 1 << 20) as spool:
+            assert spool.pending() == [new]
+
+
 def test_the_spool_is_open_in_one_place_only(tmp_path: Path) -> None:
     with Spool(tmp_path, 1 << 20), pytest.raises(SpoolError, match="already open"):
         Spool(tmp_path, 1 << 20)

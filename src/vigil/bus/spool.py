@@ -292,10 +292,12 @@ class Spool:
             if last and good == size:
                 self._active_fd = self._open_append(path)
         self._next_offset = end
-        if self._segments and self._active_fd is None:
-            # The last segment lost its tail: continue in a new one named after
-            # the cut bytes, so that their offsets are not reused, now or after
-            # another restart.
+        if self._segments and (
+            self._active_fd is None or self._segments[-1].start + self._segments[-1].size != end
+        ):
+            # The last segment lost its tail (or the cursor is past it, its files
+            # lost): continue in a new segment named after the end, so that no
+            # offset is reused, now or after another restart.
             self._roll()
             changed_dir = True
         self._stats["replayed_records"] = len(self._pending)
