@@ -39,6 +39,7 @@ def parse_one(raw: bytes, now: int = NOW, rules: LogRules = WIDE) -> dict[str, A
     assert rejects == []
     assert table.schema == LOGS_SCHEMA
     [row] = table.to_pylist()
+    assert isinstance(row, dict)
     row["ts"] = int(row["ts"].replace(tzinfo=datetime.UTC).timestamp() * 1000)
     row["data"] = dict(row["data"])
     return row
@@ -57,7 +58,7 @@ def fields(row: dict[str, Any]) -> tuple[Any, ...]:
 
 
 # RFC 5424 section 6.5, examples 1-4 (BOM written out).
-RFC5424_EXAMPLES = [
+RFC5424_EXAMPLES: list[tuple[bytes, tuple[Any, ...]]] = [
     (
         b"<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - "
         + BOM
@@ -137,7 +138,7 @@ def test_rfc5424_examples(raw: bytes, expected: tuple[Any, ...]) -> None:
 # have headers that RFC 3164 does not allow, so what follows the recognised
 # part is content (and "CST" looks like a host name, as the RFC warns). With no
 # year given, Feb 5 is the one closest to NOW (October 2003): in 2004.
-RFC3164_EXAMPLES = [
+RFC3164_EXAMPLES: list[tuple[bytes, tuple[Any, ...]]] = [
     (
         b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
         (
@@ -354,6 +355,13 @@ def test_over_long_messages_are_cut_at_a_utf8_boundary() -> None:
     assert parse_one(exact, NOW, rules)["data"] == {}
 
 
+def test_replacement_characters_do_not_make_a_message_outgrow_the_limit() -> None:
+    raw = b"<14>1 - h a - - - " + b"\xff" * 10  # 28 bytes, 48 once decoded
+    row = parse_one(raw, NOW, LogRules(max_entry_bytes=30))
+    assert row["message"] == "\ufffd" * 4
+    assert row["data"] == {"truncated": "28", "invalid_utf8": "replaced"}
+
+
 def test_invalid_utf8_is_replaced_and_marked() -> None:
     row = parse_one(b"<14>1 - h\xff a - - - caf\xc3 ok")
     assert (row["host"], row["message"]) == ("h\ufffd", "caf\ufffd ok")
@@ -397,6 +405,47 @@ def test_parse_never_raises_and_keeps_every_non_empty_message(messages: list[byt
     assert sum(r.count for r in rejects) == len(messages) - len(kept)
     lo, hi = RULES.ts_window_ms(NOW)
     assert all(lo <= t <= hi for t in table.column("ts").cast("int64").to_pylist())
+
+
+# Pieces of both formats, so that random messages reach every branch of the parser.
+FRAGMENTS = st.sampled_from(
+    [
+        b"<13>",
+        b"<191>",
+        b"<192>",
+        b"1 ",
+        b"-",
+        b" ",
+        b"[",
+        b"]",
+        b'"',
+        b"\\",
+        b"=",
+        b'[id k="v"]',
+        b"2003-10-11T22:14:15.003Z",
+        b"2003-02-30T22:14:15+25:99",
+        b"Oct 11 22:14:15",
+        b"Feb 29 24:00:60.1234567",
+        b"host",
+        b"tag[1]:",
+        b":",
+        b"\xef\xbb\xbf",
+        b"\xff",
+        b"\xe2\x82",
+        b"\r\n",
+        b"\x00",
+    ]
+)
+
+
+@given(st.lists(st.lists(FRAGMENTS, max_size=14).map(b"".join), max_size=10))
+def test_parse_never_raises_on_pieces_of_syslog(messages: list[bytes]) -> None:
+    table, rejects = parse_syslog(messages, NOW, LogRules(max_entry_bytes=40))
+    assert table.num_rows == len([m for m in messages if m.rstrip(b"\r\n\x00")])
+    lo, hi = RULES.ts_window_ms(NOW)
+    assert all(lo <= t <= hi for t in table.column("ts").cast("int64").to_pylist())
+    for message in table.column("message").to_pylist():
+        assert len(message.encode()) <= 40
 
 
 # RFC 5424 section 6: PRINTUSASCII, and SD-NAME without '=', ']' and '"'.
