@@ -595,3 +595,8 @@ def test_flush_gives_the_unterminated_remainder() -> None:
 def test_framing_edge_cases(stream: bytes, messages: list[bytes]) -> None:
     framer = SyslogFramer(100)
     assert framer.feed(stream) + framer.flush() == messages
+
+
+def test_a_framer_needs_room_for_a_byte() -> None:
+    with pytest.raises(ValueError, match="max_bytes must be at least 1"):
+        SyslogFramer(0)
