@@ -1,0 +1,1 @@
+"""Shipping existing logs to a running Vigil: reading log files and importing them."""
