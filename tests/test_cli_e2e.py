@@ -42,7 +42,8 @@ def start_server(data_dir: Path, *extra: str) -> Server:
     env = {**os.environ, "VIGIL_SELFMETRICS_INTERVAL": "1", "VIGIL_STATSD_FLUSH_INTERVAL": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "vigil", "serve", "--data-dir", str(data_dir), "--http-port", "0",
-         "--graphite-port", "0", "--statsd-port", "0", "--node-name", "e2e", *extra],
+         "--graphite-port", "0", "--statsd-port", "0", "--eventlog-port", "0", "--syslog-port", "0",
+         "--node-name", "e2e", *extra],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     ports_file = data_dir / "ports.json"
@@ -158,7 +159,7 @@ def test_status_and_compact_commands(server: Server) -> None:
         return result
 
     status = run("status")
-    assert status["ports"] == server.ports and status["queues"]["store"]["overflow"] == "block"
+    assert status["ports"] == server.ports and status["destinations"]["store"]["overflow"] == "spill"
     assert "points" in run("compact")["compacted"]
 
 

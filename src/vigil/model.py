@@ -7,6 +7,7 @@ batch owns it (stages never mutate a batch they passed on).
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pyarrow as pa
 
@@ -104,5 +105,16 @@ def logs_from_rows(rows: list[dict[str, object]]) -> pa.Table:
     columns = {
         f.name: [row.get(f.name, LOG_DEFAULTS.get(f.name)) for row in rows] for f in LOGS_SCHEMA
     }
-    columns["data"] = [list(d.items()) for d in columns["data"]]  # type: ignore[union-attr]
+    columns["data"] = [list(d.items()) for d in columns["data"]]  # type: ignore[attr-defined]
     return pa.table(columns, schema=LOGS_SCHEMA)
+
+
+def entries_of(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows of a logs result as wire-format dicts: ``ts`` in epoch seconds, ``uid`` as text."""
+    ts = table.column("ts").cast(pa.int64()).to_numpy() / 1000 if table.num_rows else []
+    rows: list[dict[str, Any]] = table.drop_columns(["ts"]).to_pylist()
+    for row, when in zip(rows, ts):
+        row["ts"] = float(when)
+        row["uid"] = str(row["uid"])
+        row["data"] = dict(row["data"])
+    return rows

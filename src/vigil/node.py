@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -14,9 +15,13 @@ from typing import Any
 
 import uvicorn
 
+from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
-from vigil.bus.queue import BatchQueue, Overflow
+from vigil.bus.metrics import register_bus_metrics
+from vigil.bus.spool import Spool
+from vigil.ingest.logstage import LogIngest
 from vigil.ingest.stage import IngestStage
+from vigil.query.tail import TailHub
 from vigil.roles import stages_of
 from vigil.settings import Settings, SettingsError
 from vigil.store.chdb_engine import open_embedded
@@ -43,19 +48,20 @@ class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stages = stages_of(settings.node.roles)
-        try:
-            self.overflow = Overflow(settings.bus.overflow)
-        except ValueError:
-            choices = ", ".join(o.value for o in Overflow)
+        self.store_overflow = _overflow("store_overflow", settings.bus.store_overflow)
+        self.tail_overflow = _overflow("tail_overflow", settings.bus.tail_overflow)
+        if self.tail_overflow is Overflow.SPILL:
             raise SettingsError(
-                f"overflow = {settings.bus.overflow!r}: use one of {choices}"
-            ) from None
+                "tail_overflow = 'spill': a live tail does not replay; drop instead"
+            )
         self.data_dir = Path(settings.node.data_dir)
         self.telemetry = Telemetry(settings.node.node)
         self.bus = Bus()
         self.ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ingest: IngestStage | None = None
+        self.logs: LogIngest | None = None
+        self.tail: TailHub | None = None
         self._writer: StoreWriter | None = None
         self._http: uvicorn.Server | None = None
 
@@ -65,19 +71,42 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         policy = StoragePolicy.from_files(s.store.storage_schemas, s.store.storage_aggregation)
         self.storage = await asyncio.to_thread(
-            open_embedded, self.data_dir, policy, s.query.max_points
+            functools.partial(
+                open_embedded,
+                self.data_dir,
+                policy,
+                max_points=s.query.max_points,
+                log_max_scan_rows=s.query.log_max_scan_rows,
+                log_retention_days=s.store.log_retention_days,
+            )
         )
-        queue = self.bus.add(BatchQueue("store", s.bus.queue_bytes, self.overflow))
+        spool = None
+        if self.store_overflow is Overflow.SPILL:
+            spool = await asyncio.to_thread(
+                Spool, self.data_dir / "spool" / "store", s.bus.store_spool_bytes
+            )
+        store = self.bus.add(
+            Destination("store", s.bus.store_queue_bytes, self.store_overflow, spool)
+        )
         self._writer = StoreWriter(
-            queue, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
+            store, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
         )
         self._writer_task = asyncio.create_task(self._writer.run())
         self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
         self._spawn(self._write_selfmetrics())
+        tail = self.bus.add(Destination("tail", s.bus.tail_queue_bytes, self.tail_overflow))
+        self.tail = TailHub(tail, s.bus.tail_subscriber_entries)
+        self._spawn(self.tail.run())
+        register_bus_metrics(self.bus, self.telemetry)
         if "ingest" in self.stages:
             self._ingest = IngestStage(s.ingest, s.node.bind, self.bus, self.telemetry)
             await self._ingest.start()
             self.ports.update(self._ingest.ports)
+            self.logs = LogIngest(
+                s.ingest, s.node.bind, self.bus, self.telemetry, self._ingest.rejects
+            )
+            await self.logs.start()
+            self.ports.update(self.logs.ports)
         if "query" in self.stages:
             await self._start_http()
         self._write_ports()
@@ -88,7 +117,15 @@ class Node:
 
     async def _start_http(self) -> None:
         s = self.settings
-        app = create_app(self.storage, self.telemetry, s.query, node=self)
+        app = create_app(
+            self.storage,
+            self.telemetry,
+            s.query,
+            node=self,
+            log_ingest=self.logs,
+            tail=self.tail,
+            max_body_bytes=s.ingest.log_max_body_bytes,
+        )
         config = uvicorn.Config(
             app, host=s.node.bind, port=s.node.http_port, log_level="warning", lifespan="off"
         )
@@ -119,22 +156,15 @@ class Node:
             "stages": list(self.stages),
             "ports": self.ports,
             "data_dir": str(self.data_dir.resolve()),
-            "queues": {
-                name: {
-                    "depth_bytes": q.depth_bytes,
-                    "depth_batches": len(q),
-                    "capacity_bytes": q.capacity_bytes,
-                    "overflow": q.overflow.value,
-                    "dropped_rows": dict(q.dropped_rows),
-                }
-                for name, q in self.bus.queues.items()
-            },
+            "destinations": {name: d.status() for name, d in self.bus.destinations.items()},
         }
 
     async def stop(self) -> None:
         """Stop listening, store what was received, close storage."""
         if self._ingest is not None:
             await self._ingest.stop()
+        if self.logs is not None:
+            await self.logs.stop()
         if self._http is not None:
             self._http.should_exit = True
         if self._writer is not None:
@@ -144,4 +174,15 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         (self.data_dir / "ports.json").unlink(missing_ok=True)
+        for destination in self.bus.destinations.values():
+            if destination.spool is not None:
+                destination.spool.close()
         await asyncio.to_thread(self.storage.close)
+
+
+def _overflow(name: str, value: str) -> Overflow:
+    try:
+        return Overflow(value)
+    except ValueError:
+        choices = ", ".join(o.value for o in Overflow)
+        raise SettingsError(f"{name} = {value!r}: use one of {choices}") from None

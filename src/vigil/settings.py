@@ -64,14 +64,40 @@ class IngestSettings:
     reject_log_per_minute: int = setting(
         10, "Rejected lines logged per minute per reason (all are counted)."
     )
+    eventlog_port: int = setting(
+        2514, "Event-log protocol TCP port (JSON lines with acks); 0 picks a free port."
+    )
+    syslog_port: int = setting(
+        5514, "Syslog port, UDP and TCP (RFC 5424/3164); 0 picks a free port."
+    )
+    log_max_entry_bytes: int = setting(
+        256 << 10, "Longest log entry; longer ones are rejected (syslog: cut to fit)."
+    )
+    log_future_seconds: int = setting(
+        600, "Log entries further in the future are rejected (syslog: receive time used)."
+    )
+    log_past_seconds: int = setting(
+        7 * 86400, "Log entries further in the past are rejected (syslog: receive time used)."
+    )
+    log_max_body_bytes: int = setting(64 << 20, "Largest POST /api/logs body.")
 
 
 @dataclasses.dataclass(frozen=True)
 class BusSettings:
     """The per-destination queues between ingest and the destinations."""
 
-    queue_bytes: int = setting(256 << 20, "Capacity of each destination's queue, in bytes.")
-    overflow: str = setting("block", "When a queue is full: block, drop_head or drop_tail.")
+    store_queue_bytes: int = setting(256 << 20, "Memory buffer of the store destination, in bytes.")
+    store_overflow: str = setting(
+        "spill", "When the store buffer is full: block, drop_head, drop_tail or spill (to disk)."
+    )
+    store_spool_bytes: int = setting(
+        4 << 30, "Disk spool cap of the store destination; beyond it batches are dropped."
+    )
+    tail_queue_bytes: int = setting(64 << 20, "Memory buffer of the live-tail destination.")
+    tail_overflow: str = setting("drop_head", "When the tail buffer is full (see store_overflow).")
+    tail_subscriber_entries: int = setting(
+        10_000, "Entries buffered per live-tail subscriber; beyond it they are skipped."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +113,7 @@ class StoreSettings:
     batch_rows: int = setting(250_000, "Rows per insert into the engine.")
     batch_seconds: float = setting(1.0, "Longest a partial insert batch waits.")
     retention_interval: float = setting(600.0, "Seconds between retention sweeps.")
+    log_retention_days: int = setting(30, "Days of log entries kept.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +122,9 @@ class QuerySettings:
 
     max_series: int = setting(10_000, "Most series one render target may return.")
     max_points: int = setting(20_000_000, "Most datapoints one render response may hold.")
+    log_max_scan_rows: int = setting(
+        50_000_000, "Most log entries one search may read; more fails, naming a filter to add."
+    )
 
 
 @dataclasses.dataclass(frozen=True)

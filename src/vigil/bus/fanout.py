@@ -1,4 +1,4 @@
-"""The fault-domain manager: every published batch goes to each destination's queue."""
+"""The fault-domain manager: every published batch goes to each destination's buffer."""
 
 from __future__ import annotations
 
@@ -6,30 +6,35 @@ from collections.abc import Iterable
 
 import pyarrow as pa
 
-from vigil.bus.queue import BatchQueue
+from vigil.bus.destination import Destination
 
 
 class Bus:
-    """In-process bus: one bounded queue per destination, fed in publish order."""
+    """In-process bus: one bounded buffer per destination, fed in publish order."""
 
-    def __init__(self, queues: Iterable[BatchQueue] = ()) -> None:
-        self.queues: dict[str, BatchQueue] = {}
-        for q in queues:
-            self.add(q)
+    def __init__(self, destinations: Iterable[Destination] = ()) -> None:
+        self.destinations: dict[str, Destination] = {}
+        for d in destinations:
+            self.add(d)
 
-    def add(self, queue: BatchQueue) -> BatchQueue:
-        """Register a destination's queue; batches published from now on reach it."""
-        if queue.name in self.queues:
-            raise ValueError(f"destination {queue.name} registered twice")
-        self.queues[queue.name] = queue
-        return queue
+    def add(self, destination: Destination) -> Destination:
+        """Register a destination; batches published from now on reach it."""
+        if destination.name in self.destinations:
+            raise ValueError(f"destination {destination.name} registered twice")
+        self.destinations[destination.name] = destination
+        return destination
 
-    async def publish(self, batch: pa.Table) -> None:
-        """Hand ``batch`` to every destination; waits only on ``block`` queues that are full.
+    async def publish(self, batch: pa.Table, durable: bool = False) -> None:
+        """Hand ``batch`` to every destination; waits only on ``block`` buffers that are full.
 
-        Destinations share the batch: Arrow tables are immutable, so no copy is made.
+        With ``durable`` it returns once every ``spill`` destination has the
+        batch fsynced in its spool: then the sender may be acknowledged. It
+        raises ``destination.BusFull`` when a spool is full; destinations
+        earlier in the order may have taken the batch, so a retry can deliver
+        it to them twice (at-least-once). Destinations share the batch: Arrow
+        tables are immutable, so no copy is made.
         """
         if batch.num_rows == 0:
             return
-        for queue in self.queues.values():
-            await queue.put(batch)
+        for destination in self.destinations.values():
+            await destination.put(batch, durable)

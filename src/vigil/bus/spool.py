@@ -475,26 +475,23 @@ class Spool:
         return _decode(data[HEADER_BYTES:])
 
     def release(self, record: Record) -> None:
-        """Mark ``record`` (the oldest pending one) handled, durably.
+        """Mark ``record`` and every pending record before it handled, durably.
 
-        Persists the cursor atomically and deletes the segment files wholly
-        before it. Raises ValueError when ``record`` is not the oldest
-        pending record: release is in order, one record at a time.
+        Persists the cursor atomically (one write for the lot) and deletes
+        the segment files wholly before it. Raises ValueError when ``record``
+        is not pending.
         """
         with self._lock:
             self._check_open()
-            if not self._pending or self._pending[0] != record:
-                oldest = self._pending[0] if self._pending else None
-                raise ValueError(
-                    f"release out of order in spool {self.directory}: {record} is not the "
-                    f"oldest pending record ({oldest})"
-                )
+            if record not in self._pending:
+                raise ValueError(f"release in spool {self.directory}: {record} is not pending")
             cursor = record.offset + record.size
             self._write_cursor(cursor)
-            self._pending.popleft()
-            self._pending_bytes -= record.size
+            while self._pending and self._pending[0].offset <= record.offset:
+                done = self._pending.popleft()
+                self._pending_bytes -= done.size
+                self._stats["released_records"] += 1
             self._cursor = cursor
-            self._stats["released_records"] += 1
             deleted = False
             while len(self._segments) > 1 and self._segments[1].start <= cursor:
                 # Every byte of the oldest segment is before the cursor; the last

@@ -41,8 +41,21 @@ class ChdbConnection:
         self._conn.close()
 
 
-def open_embedded(data_dir: Path, policy: StoragePolicy, **limits: int) -> SqlStore:
-    """The store in ``data_dir/engine``, created on first use; ``limits`` go to ``SqlStore``."""
+def open_embedded(
+    data_dir: Path,
+    policy: StoragePolicy,
+    *,
+    max_points: int = 20_000_000,
+    log_max_scan_rows: int = 50_000_000,
+    log_retention_days: int = 30,
+) -> SqlStore:
+    """The store in ``data_dir/engine``, created on first use."""
     path = data_dir / "engine"
     path.mkdir(parents=True, exist_ok=True)
-    return SqlStore(lambda: ChdbConnection(path), policy, **limits)
+    return SqlStore(
+        lambda: ChdbConnection(path),
+        policy,
+        max_points=max_points,
+        log_max_scan_rows=log_max_scan_rows,
+        log_retention_days=log_retention_days,
+    )

@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from vigil.query.logquery import LogPage, LogQuery
 from vigil.query.source import Event, SeriesSource
 
 
@@ -31,8 +32,35 @@ class QueryLimitError(ValueError):
     """A read would exceed a configured limit; the message names it and how to narrow."""
 
 
+class LogStorage(Protocol):
+    """Log entries: writes from the store writer, searches from the query layer."""
+
+    def write(self, batch: pa.Table, replay: bool = False) -> int:
+        """Store a ``model.LOGS_SCHEMA`` batch, skipping entries already stored if ``replay``.
+
+        Same contract as ``Storage.write_points``; returns the rows stored.
+        """
+        ...
+
+    def search(self, q: LogQuery) -> LogPage:
+        """One page of entries matching ``q``, newest first.
+
+        Raises ``query.logquery.LogQueryError`` when the search cannot use an index.
+        """
+        ...
+
+    def count(self, start_ms: int, end_ms: int) -> int:
+        """Entries stored in ``[start_ms, end_ms)``."""
+        ...
+
+
 class Storage(SeriesSource, Protocol):
-    """A point and event store: the query layer's ``SeriesSource`` plus writes."""
+    """A point, log and event store: the query layer's ``SeriesSource`` plus writes."""
+
+    @property
+    def logs(self) -> LogStorage:
+        """The log entries of this store."""
+        ...
 
     def write_points(self, batch: pa.Table) -> None:
         """Store a batch of points (see the module contract)."""

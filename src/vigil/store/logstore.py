@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from vigil.model import LOGS_SCHEMA
+from vigil.model import LOGS_SCHEMA, entries_of
 from vigil.query.logquery import LogPage, LogQuery, LogQueryError, encode_cursor
 from vigil.store.interface import StorageError
 
@@ -81,7 +81,7 @@ class LogStore:
             batch = self._unstored(batch)
         if batch.num_rows:
             self._insert(TABLE, batch)
-        return batch.num_rows
+        return int(batch.num_rows)
 
     def _unstored(self, batch: pa.Table) -> pa.Table:
         uids = batch.select(["uid"])  # noqa: F841 - read by the engine's Python() table function
@@ -171,14 +171,3 @@ class LogStore:
         return [
             p for p in partitions if calendar.timegm(time.strptime(p, "%Y-%m-%d")) + 86400 <= cutoff
         ]
-
-
-def entries_of(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows of a logs result as wire-format dicts: ``ts`` in epoch seconds, ``uid`` as text."""
-    ts = table.column("ts").cast(pa.int64()).to_numpy() / 1000 if table.num_rows else []
-    rows = table.drop_columns(["ts"]).to_pylist()
-    for row, when in zip(rows, ts):
-        row["ts"] = float(when)
-        row["uid"] = str(row["uid"])
-        row["data"] = dict(row["data"])
-    return rows

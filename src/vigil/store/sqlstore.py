@@ -22,8 +22,8 @@ from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
 from vigil.store import decimal, logstore, schema
-from vigil.store.logstore import LogStore
 from vigil.store.interface import QueryLimitError, StorageError
+from vigil.store.logstore import LogStore
 from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
 from vigil.store.series_keys import SeriesKeys, normalise
@@ -106,6 +106,7 @@ class SqlStore:
         self,
         connect: Callable[[], Connection],
         policy: StoragePolicy,
+        *,
         clock: Callable[[], float] = time.time,
         max_points: int = 20_000_000,
         log_max_scan_rows: int = 50_000_000,

@@ -1,10 +1,12 @@
-"""The store destination: drains its bus queue into the engine in big inserts.
+"""The store destination: drains its bus buffer into the engine in big inserts.
 
 Batches are coalesced up to ``batch_rows`` or ``batch_seconds`` (the engine
 wants few large inserts) and written from one thread. A failed insert is
-retried with backoff while the queue behind it fills; the queue's overflow
-policy then decides between backpressure and drops, so a storage outage is
-visible and bounded rather than silent.
+retried with backoff while the buffer behind it fills; the destination's
+overflow policy then decides between backpressure, drops and spilling to disk,
+so a storage outage is visible and bounded rather than silent. Spooled
+batches are released only once stored; log entries of a replay or a retry
+are written with ``replay`` so that none is stored twice.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import logging
 import time
 
 import pyarrow as pa
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-from vigil.bus.queue import BatchQueue
+from vigil.bus.destination import Delivery, Destination
+from vigil.model import LOGS_SCHEMA
 from vigil.sketch import SKETCH_SCHEMA
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
@@ -32,7 +35,7 @@ class StoreWriter:
 
     def __init__(
         self,
-        queue: BatchQueue,
+        queue: Destination,
         storage: Storage,
         telemetry: Telemetry,
         batch_rows: int,
@@ -53,17 +56,11 @@ class StoreWriter:
             "vigil_store_write_seconds", "Duration of one insert.", registry=reg,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )  # fmt: skip
-        self.queue_bytes = Gauge(
-            "vigil_bus_queue_bytes", "Bytes waiting in a destination queue.", ["destination"],
-            registry=reg,
-        )  # fmt: skip
-        self.queue_bytes.labels(queue.name).set_function(lambda: queue.depth_bytes)
-        self.dropped = Gauge(
-            "vigil_bus_dropped_points", "Points dropped by a full destination queue.",
-            ["destination", "reason"], registry=reg,
-        )  # fmt: skip
+        self.entries_written = Counter(
+            "vigil_store_log_entries_written", "Log entries stored in the engine.", registry=reg
+        )
         self._closing = False
-        self._held: pa.Table | None = None
+        self._held: Delivery | None = None
 
     def close(self) -> None:
         """Ask ``run`` to finish once everything queued is written."""
@@ -72,13 +69,12 @@ class StoreWriter:
     async def run(self) -> None:
         """Write batches until closed and the queue is empty."""
         while not (self._closing and not len(self.queue) and self._held is None):
-            batch = await self._collect()
-            if batch is not None:
-                await self._write(batch)
-            for reason, rows in self.queue.dropped_rows.items():
-                self.dropped.labels(self.queue.name, reason).set(rows)
+            deliveries = await self._collect()
+            if deliveries:
+                await self._write(deliveries)
+                await self.queue.done(deliveries)
 
-    async def _collect(self) -> pa.Table | None:
+    async def _collect(self) -> list[Delivery]:
         """Up to ``batch_rows`` rows of one schema, waiting at most ``batch_seconds``.
 
         Once a tenth of a batch is in hand, a pause of ``IDLE_SECONDS`` in the
@@ -89,9 +85,9 @@ class StoreWriter:
         if first is None:
             first = await self.queue.get(timeout=self.batch_seconds)
         if first is None:
-            return None
+            return []
         parts = [first]
-        rows = first.num_rows
+        rows = first.batch.num_rows
         deadline = time.monotonic() + self.batch_seconds
         while rows < self.batch_rows:
             left = deadline - time.monotonic()
@@ -101,34 +97,41 @@ class StoreWriter:
             more = await self.queue.get(timeout=wait)
             if more is None:
                 break
-            if not more.schema.equals(first.schema):
+            if not more.batch.schema.equals(first.batch.schema):
                 self._held = more  # another kind of record: its own insert
                 break
             parts.append(more)
-            rows += more.num_rows
-        return pa.concat_tables(parts) if len(parts) > 1 else first
+            rows += more.batch.num_rows
+        return parts
 
-    async def _write(self, batch: pa.Table) -> None:
+    async def _write(self, deliveries: list[Delivery]) -> None:
+        batches = [d.batch for d in deliveries]
+        batch = pa.concat_tables(batches) if len(batches) > 1 else batches[0]
+        replay = any(d.replay for d in deliveries)
         delay = 0.1
         while True:
             started = time.monotonic()
-            write = (
-                self.storage.write_sketches
-                if batch.schema.equals(SKETCH_SCHEMA)
-                else self.storage.write_points
-            )
             try:
-                await asyncio.to_thread(write, batch)
+                await asyncio.to_thread(self._store, batch, replay)
             except StorageError as e:
                 self.write_errors.inc()
                 log.warning("store: %s; retrying in %.1fs", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                replay = True  # part of it may be stored
                 continue
             self.write_seconds.observe(time.monotonic() - started)
-            if write == self.storage.write_points:
-                self.points_written.inc(batch.num_rows)
             return
+
+    def _store(self, batch: pa.Table, replay: bool) -> None:
+        """Write one batch with the method of its record kind."""
+        if batch.schema.equals(LOGS_SCHEMA):
+            self.entries_written.inc(self.storage.logs.write(batch, replay))
+        elif batch.schema.equals(SKETCH_SCHEMA):
+            self.storage.write_sketches(batch)
+        else:
+            self.storage.write_points(batch)
+            self.points_written.inc(batch.num_rows)
 
 
 class RetentionSweeper:

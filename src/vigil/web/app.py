@@ -20,15 +20,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from vigil import __version__
+from vigil.ingest.logstage import LogIngest
 from vigil.query import finder
 from vigil.query.functions import FUNCTIONS
 from vigil.query.functions.registry import RenderError
 from vigil.query.render import RenderRequest, render
+from vigil.query.tail import TailHub
 from vigil.query.timeparse import parse_time
 from vigil.settings import QuerySettings
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
 from vigil.web.graphite_events import EventError, event_json, parse_event
+from vigil.web.logs_api import log_routes
 
 GRAPHITE_VERSION = "1.1.10"  # the graphite-web API level we answer as (Grafana reads it)
 
@@ -76,6 +79,9 @@ def create_app(
     limits: QuerySettings,
     node: StatusSource | None = None,
     clock: Callable[[], float] = time.time,
+    log_ingest: LogIngest | None = None,
+    tail: TailHub | None = None,
+    max_body_bytes: int = 64 << 20,
 ) -> Starlette:
     """The ASGI application of one node."""
 
@@ -201,6 +207,7 @@ def create_app(
     async def home(request: Request) -> Response:
         return PlainTextResponse(
             f"Vigil {__version__}: Graphite API at /render, /metrics/find, /events;"
+            " logs at /api/logs and /api/logs/search, live tail at /api/logs/tail;"
             " Prometheus metrics at /metrics; node status at /api/status\n"
         )
 
@@ -226,5 +233,6 @@ def create_app(
         Route("/metrics", prometheus_view),
         Route("/api/status", status_view),
         Route("/api/compact", compact_view, methods=["POST"]),
+        *log_routes(storage, log_ingest, tail, max_body_bytes, clock),
     ]
     return Starlette(routes=routes)
