@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from vigil.bus.destination import Destination, Overflow
+from vigil.bus.destination import BusFull, Destination, Overflow
 from vigil.bus.fanout import Bus
+from vigil.bus.spool import Spool
 
 
 def batch(n: int) -> pa.Table:
@@ -66,3 +69,71 @@ async def test_a_full_drop_queue_does_not_stall_the_other_destinations() -> None
 def test_destination_names_are_unique() -> None:
     with pytest.raises(ValueError, match="twice"):
         Bus([Destination("a", 1, Overflow.BLOCK), Destination("a", 1, Overflow.BLOCK)])
+
+
+_open: list[Spool] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_spools() -> Iterator[None]:
+    yield
+    while _open:
+        _open.pop().close()
+
+
+def spilling(tmp_path: Path, capacity: int, spool_cap: int = 1 << 20) -> Destination:
+    spool = Spool(tmp_path / "spool", spool_cap)
+    _open.append(spool)
+    return Destination("store", capacity, Overflow.SPILL, spool)
+
+
+async def drain(d: Destination) -> list[int]:
+    got = []
+    while (delivery := await d.get(0)) is not None:
+        got.append(delivery.batch.column("v")[0].as_py())
+        await d.done([delivery])
+    return got
+
+
+def numbered(first: int) -> pa.Table:
+    return pa.table({"v": pa.array(range(first, first + 10), pa.int64())})
+
+
+async def test_spill_keeps_order_across_memory_and_disk(tmp_path: Path) -> None:
+    d = spilling(tmp_path, 2 * SIZE)
+    for first in range(0, 100, 10):
+        await d.put(numbered(first))
+    assert d.spool_bytes > 0 and not d.dropped_rows
+    assert await drain(d) == list(range(0, 100, 10))
+    assert d.spool_bytes == 0
+
+
+async def test_durable_puts_survive_a_restart_until_released(tmp_path: Path) -> None:
+    d = spilling(tmp_path, 100 * SIZE)
+    for first in (0, 10, 20):
+        await d.put(numbered(first), durable=True)
+    first = await d.get(0)
+    assert first is not None and first.record is not None
+    await d.done([first])
+    _open.pop().close()  # the process dies: nothing after the release is lost
+    again = spilling(tmp_path, 100 * SIZE)
+    assert again.replay_total == 2
+    delivery = await again.get(0)
+    assert delivery is not None and delivery.replay
+    assert delivery.batch.column("v")[0].as_py() == 10
+    await again.done([delivery])
+    assert await drain(again) == [20] and again.replay_done == 2
+
+
+async def test_a_full_spool_refuses_durable_puts_and_drops_others(tmp_path: Path) -> None:
+    d = spilling(tmp_path, 1, spool_cap=1)
+    await d.put(numbered(0))  # fits in memory: an empty buffer takes any batch
+    with pytest.raises(BusFull):
+        await d.put(numbered(10), durable=True)
+    await d.put(numbered(20))
+    assert d.dropped_rows == {"spool full, newest dropped": 10}
+
+
+def test_a_spool_goes_with_spill_only(tmp_path: Path) -> None:
+    with Spool(tmp_path, 1 << 20) as spool, pytest.raises(ValueError, match="spill"):
+        Destination("store", 1, Overflow.BLOCK, spool)
