@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -149,6 +150,36 @@ def test_events_from_the_cli_show_in_the_events_api(server: Server) -> None:
     assert any(v for v, _ in drawn[0]["datapoints"])
 
 
+def vigil(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "vigil", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_logs_import_then_search_from_the_cli(server: Server, tmp_path: Path) -> None:
+    rotated = tmp_path / "app.log.1.gz"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(time.time() - 60))
+    text = (
+        f"{stamp},120 ERROR payment failed for order 17\n"
+        "Traceback (most recent call last):\n"
+        '  File "pay.py", line 9, in charge\n'
+        "ValueError: card declined\n"
+        f"{stamp},250 INFO retry scheduled\n"
+    )
+    rotated.write_bytes(gzip.compress(text.encode()))
+    out = vigil(
+        "logs", "import", "--url", server.url, "--host", "pay1", "--no-progress", str(rotated)
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    args = ("logs", "search", "declined", "--host", "pay1", "--data-dir", str(server.data_dir))
+    found = wait_for(lambda: (r := vigil(*args)).stdout and r)
+    assert found and found.returncode == 0, found
+    (line,) = [x for x in found.stdout.splitlines() if "pay1" in x]
+    assert "payment failed for order 17" in line and "ValueError: card declined" in found.stdout
+    missing = vigil("logs", "search", "x", "--until=-2d", "--data-dir", str(server.data_dir))
+    assert missing.returncode == 1 and "until must be after from" in missing.stderr
+
+
 def test_status_and_compact_commands(server: Server) -> None:
     def run(command: str) -> dict[str, Any]:
         out = subprocess.run(
@@ -159,7 +190,9 @@ def test_status_and_compact_commands(server: Server) -> None:
         return result
 
     status = run("status")
-    assert status["ports"] == server.ports and status["destinations"]["store"]["overflow"] == "spill"
+    assert (
+        status["ports"] == server.ports and status["destinations"]["store"]["overflow"] == "spill"
+    )
     assert "points" in run("compact")["compacted"]
 
 

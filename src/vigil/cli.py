@@ -1,4 +1,4 @@
-"""The ``vigil`` command line: serve, event, status, config-docs."""
+"""The ``vigil`` command line: serve, event, logs, status, compact, config-docs."""
 
 from __future__ import annotations
 
@@ -92,8 +92,37 @@ def build_parser() -> argparse.ArgumentParser:
         help="merge a running node's stored parts now and print the disk use per table",
     )
     _client_args(co)
+    _logs_parser(sub)
     sub.add_parser("config-docs", help="print the configuration reference (docs/config.md)")
     return parser
+
+
+def _logs_parser(sub: Any) -> None:
+    from vigil.ship import importer
+
+    logs = sub.add_parser("logs", help="search or import log entries")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True)
+    se = logs_sub.add_parser(
+        "search", help="search a running node's logs, newest first",
+        description="Search log entries. A search needs a time range, and one that would read"
+        " too much fails, naming a filter to add.",
+    )  # fmt: skip
+    se.add_argument("q", nargs="?", default="", help='words and "quoted phrases" in the message')
+    se.add_argument(
+        "--from", dest="from_", metavar="FROM", default="-1h", help="start: -1h, epoch, 20261123"
+    )
+    se.add_argument("--until", default="now", help="end (default: now)")
+    for field in ("host", "cluster", "dc", "app", "kind", "type", "name", "status"):
+        se.add_argument(f"--{field}", action="append", help=f"only entries with this {field}")
+    se.add_argument("--limit", type=int, default=100, help="entries per page (<= 1000)")
+    se.add_argument("--context", type=int, default=0, help="entries of the same source around")
+    se.add_argument("--cursor", help="continue after the page that printed this cursor")
+    se.add_argument("--json", action="store_true", help="print the API's JSON")
+    _client_args(se)
+    im = logs_sub.add_parser(
+        "import", help="load log files (plain or .gz) into a running node, with progress",
+    )  # fmt: skip
+    importer.add_arguments(im)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -155,18 +184,64 @@ def _compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logs(args: argparse.Namespace) -> int:
+    if args.logs_command == "import":
+        from vigil.ship import importer
+
+        return importer.run(args)
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("from", args.from_), ("until", args.until), ("q", args.q),
+        ("limit", args.limit), ("context", args.context),
+    ]  # fmt: skip
+    for field in ("host", "cluster", "dc", "app", "kind", "type", "name", "status"):
+        params += [(field, v) for v in getattr(args, field) or ()]
+    if args.cursor:
+        params.append(("cursor", args.cursor))
+    r = httpx.get(f"{_server_url(args)}/api/logs/search", params=params, timeout=60)
+    doc = r.json()
+    if r.status_code >= 400:
+        print(f"vigil: {doc.get('error', r.text)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    for entry in doc["entries"]:
+        for before in entry.get("context", {}).get("before", []):
+            print("  " + _entry_line(before))
+        print(_entry_line(entry))
+        for after in entry.get("context", {}).get("after", []):
+            print("  " + _entry_line(after))
+    if doc["next_cursor"]:
+        print(f"-- more: --cursor {doc['next_cursor']}", file=sys.stderr)
+    return 0
+
+
+def _entry_line(e: dict[str, Any]) -> str:
+    """One entry as a log line: time, source, kind, what, message (continuations indented)."""
+    when = (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(e["ts"]))
+        + f".{int(e['ts'] * 1000) % 1000:03d}Z"
+    )
+    what = " ".join(str(x) for x in (e["type"], e["name"]) if x)
+    status = f" status={e['status']}" if e["status"] else ""
+    duration = f" {e['duration_ms']:g}ms" if e["duration_ms"] else ""
+    message = e["message"].replace("\n", "\n    ")
+    return f"{when} {e['host']} {e['app']} {e['kind']} {what}{status}{duration} {message}".rstrip()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vigil`` command."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
     if args.command == "config-docs":
         sys.stdout.write(settings.reference_doc())
         return 0
-    commands = {"event": _event, "status": _status, "compact": _compact}
+    commands = {"event": _event, "status": _status, "compact": _compact, "logs": _logs}
     try:
         return commands[args.command](args)
     except httpx.HTTPError as e:
