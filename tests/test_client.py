@@ -403,6 +403,10 @@ async def test_entries_survive_a_node_restart(tmp_path: Path) -> None:
     c = Client("127.0.0.1", port, app="it-restart", flush_interval=0.01, max_backoff=0.2)
     for i in range(500):
         c.line(f"before {i}")
+    assert await asyncio.to_thread(c.flush, 10)  # connected and acknowledged
+    for i in range(500):
+        c.line(f"stopping {i}")  # some in flight, unacknowledged, when the node stops
+    await asyncio.sleep(0.005)
     await first.stop()
     for i in range(500):
         c.line(f"during {i}")  # buffered while no node listens
@@ -413,11 +417,12 @@ async def test_entries_survive_a_node_restart(tmp_path: Path) -> None:
             c.line(f"after {i}")
         assert await asyncio.to_thread(c.close, 20)
         stats = c.stats
-        found = await search_until(second.ports["http"], 1500, app="it-restart")
+        found = await search_until(second.ports["http"], 2000, app="it-restart")
     finally:
         await second.stop()
-    assert stats["acked"] >= 1500 and stats["reconnects"] >= 1
-    expected = {f"{phase} {i}" for phase in ("before", "during", "after") for i in range(500)}
+    assert stats["acked"] >= 2000 and stats["reconnects"] >= 1
+    phases = ("before", "stopping", "during", "after")
+    expected = {f"{phase} {i}" for phase in phases for i in range(500)}
     assert {e["message"] for e in found} == expected
 
 
