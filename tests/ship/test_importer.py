@@ -91,6 +91,17 @@ def test_rejects_name_the_file_and_line(tmp_path: Path) -> None:
     assert report.errors == [f"{path}:1: kind: unknown", f"{path}:4: ts: too old"]
 
 
+def test_a_node_busy_for_good_fails_the_import(tmp_path: Path) -> None:
+    write_log(tmp_path / "app.log", 1)
+    transport, bodies = recording(lambda entries: httpx.Response(503, text="bus full"))
+    with pytest.raises(ImportFailed, match=r"stayed busy \(503: bus full\) for 12 attempts"):
+        import_files(
+            "http://vigil", [tmp_path / "app.log"], host="h", app="a", progress=False,
+            retry_delay=0.0, transport=transport,
+        )  # fmt: skip
+    assert len(bodies) == 12
+
+
 def test_a_busy_node_is_retried(tmp_path: Path) -> None:
     write_log(tmp_path / "app.log", 2)
     answers = iter([503, 503, 200])
@@ -135,7 +146,9 @@ def test_an_unreachable_node_fails_the_import_with_a_hint(tmp_path: Path) -> Non
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused")
 
-    with pytest.raises(ImportFailed, match=r"cannot reach .*/api/logs.*`vigil serve` running"):
+    with pytest.raises(
+        ImportFailed, match=r"cannot reach http://vigil/api/logs: .*`vigil serve` running"
+    ):
         import_files(
             "http://vigil", [tmp_path / "app.log"], host="h", app="a", progress=False,
             retry_delay=0.0, transport=httpx.MockTransport(refuse),

@@ -29,8 +29,10 @@ from vigil.ship.logfile import LogFileError, open_log, parse_lines
 MAX_ERRORS = 10
 # A batch is posted once it holds this many bytes, whatever ``batch_entries`` says.
 _BATCH_BYTES = 4 << 20
-# Attempts per batch while the node answers 503 or cannot be reached.
-_ATTEMPTS = 12
+# Attempts per batch while the node answers 503 (about a minute and a half) or
+# cannot be reached (a few seconds).
+_BUSY_ATTEMPTS = 12
+_UNREACHABLE_ATTEMPTS = 4
 _MAX_DELAY = 10.0
 
 
@@ -196,16 +198,26 @@ class _Poster:
             self.report.note(f"{path}:{line}: {reject.get('error', 'rejected')}")
 
     def _send(self, body: bytes) -> dict[str, Any] | None:
-        """The node's answer to ``body``, or None when it is too large; retries 503s."""
+        """The node's answer to ``body``, or None when it is too large.
+
+        A busy node (503) is waited for longer than an unreachable one: a busy
+        node is working, an unreachable one is most often not started.
+        """
         delay = self.retry_delay
         url = str(self.http.base_url).rstrip("/") + "/api/logs"
-        for attempt in range(1, _ATTEMPTS + 1):
+        busy = unreachable = 0
+        while True:
             try:
                 r = self.http.post(
                     "/api/logs", content=body, headers={"content-type": "application/x-ndjson"}
                 )
             except httpx.TransportError as e:
-                problem = f"cannot reach {url}: {e or type(e).__name__}"
+                unreachable += 1
+                if unreachable >= _UNREACHABLE_ATTEMPTS:
+                    raise ImportFailed(
+                        f"cannot reach {url}: {e or type(e).__name__}; is `vigil serve` running"
+                        " there? (--url)"
+                    ) from None
             else:
                 if r.status_code == 413:
                     return None
@@ -214,13 +226,14 @@ class _Poster:
                         raise ImportFailed(f"{url} answered {r.status_code}: {r.text[:300]}")
                     answer: dict[str, Any] = r.json()
                     return answer
-                problem = f"{url} is busy (503): {r.text[:300]}"
-            if attempt < _ATTEMPTS:
-                time.sleep(delay)
-                delay = min(delay * 2, _MAX_DELAY)
-        raise ImportFailed(
-            f"{problem}; gave up after {_ATTEMPTS} attempts. Is `vigil serve` running?"
-        )
+                busy += 1
+                if busy >= _BUSY_ATTEMPTS:
+                    raise ImportFailed(
+                        f"{url} stayed busy (503: {r.text[:300]}) for {_BUSY_ATTEMPTS} attempts;"
+                        " try again later"
+                    )
+            time.sleep(delay)
+            delay = min(delay * 2, _MAX_DELAY)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
