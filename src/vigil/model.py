@@ -110,11 +110,18 @@ def logs_from_rows(rows: list[dict[str, object]]) -> pa.Table:
 
 
 def entries_of(table: pa.Table) -> list[dict[str, Any]]:
-    """Rows of a logs result as wire-format dicts: ``ts`` in epoch seconds, ``uid`` as text."""
+    """Rows of a logs result as wire-format dicts.
+
+    ``ts`` is in epoch seconds, ``uid`` text (JSON numbers lose 64-bit
+    precision), and a ``severity`` or ``facility`` the input did not have is null.
+    """
     ts = table.column("ts").cast(pa.int64()).to_numpy() / 1000 if table.num_rows else []
     rows: list[dict[str, Any]] = table.drop_columns(["ts"]).to_pylist()
     for row, when in zip(rows, ts):
         row["ts"] = float(when)
         row["uid"] = str(row["uid"])
         row["data"] = dict(row["data"])
+        for field in ("severity", "facility"):
+            if row[field] < 0:
+                row[field] = None
     return rows

@@ -24,6 +24,7 @@ from vigil.ingest.stage import IngestStage
 from vigil.query.tail import TailHub
 from vigil.roles import stages_of
 from vigil.settings import Settings, SettingsError
+from vigil.ship.forward import Forwarder, parse_address
 from vigil.store.chdb_engine import open_embedded
 from vigil.store.retention import StoragePolicy
 from vigil.store.writer import RetentionSweeper, StoreWriter
@@ -54,6 +55,14 @@ class Node:
             raise SettingsError(
                 "tail_overflow = 'spill': a live tail does not replay; drop instead"
             )
+        self.forward_overflow = _overflow("forward_overflow", settings.bus.forward_overflow)
+        try:
+            self.forward_to = (
+                parse_address(settings.bus.forward_graphite, "forward_graphite"),
+                parse_address(settings.bus.forward_eventlog, "forward_eventlog"),
+            )
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
         self.data_dir = Path(settings.node.data_dir)
         self.telemetry = Telemetry(settings.node.node)
         self.bus = Bus()
@@ -80,13 +89,10 @@ class Node:
                 log_retention_days=s.store.log_retention_days,
             )
         )
-        spool = None
-        if self.store_overflow is Overflow.SPILL:
-            spool = await asyncio.to_thread(
-                Spool, self.data_dir / "spool" / "store", s.bus.store_spool_bytes
-            )
         store = self.bus.add(
-            Destination("store", s.bus.store_queue_bytes, self.store_overflow, spool)
+            await self._destination(
+                "store", s.bus.store_queue_bytes, self.store_overflow, s.bus.store_spool_bytes
+            )
         )
         self._writer = StoreWriter(
             store, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
@@ -95,6 +101,16 @@ class Node:
         self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
         self._spawn(self._write_selfmetrics())
         tail = self.bus.add(Destination("tail", s.bus.tail_queue_bytes, self.tail_overflow))
+        if any(self.forward_to):
+            forward = self.bus.add(
+                await self._destination(
+                    "forward",
+                    s.bus.forward_queue_bytes,
+                    self.forward_overflow,
+                    s.bus.forward_spool_bytes,
+                )
+            )
+            self._spawn(Forwarder(forward, *self.forward_to, self.telemetry).run())
         self.tail = TailHub(tail, s.bus.tail_subscriber_entries)
         self._spawn(self.tail.run())
         register_bus_metrics(self.bus, self.telemetry)
@@ -111,6 +127,15 @@ class Node:
             await self._start_http()
         self._write_ports()
         log.info("vigil node %s listening: %s", self.telemetry.node, self.ports)
+
+    async def _destination(
+        self, name: str, capacity: int, overflow: Overflow, spool_bytes: int
+    ) -> Destination:
+        """A destination, with its spool under ``data_dir/spool/<name>`` if it spills."""
+        spool = None
+        if overflow is Overflow.SPILL:
+            spool = await asyncio.to_thread(Spool, self.data_dir / "spool" / name, spool_bytes)
+        return Destination(name, capacity, overflow, spool)
 
     def _spawn(self, coro: Any) -> None:
         self._tasks.append(asyncio.create_task(coro))
@@ -130,7 +155,8 @@ class Node:
             app, host=s.node.bind, port=s.node.http_port, log_level="warning", lifespan="off"
         )
         self._http = _EmbeddedServer(config)
-        self._spawn(self._http.serve())
+        self._http_task = asyncio.create_task(self._http.serve())
+        self._tasks.append(self._http_task)
         while not self._http.started:
             await asyncio.sleep(0.01)
             for task in self._tasks:
@@ -166,7 +192,9 @@ class Node:
         if self.logs is not None:
             await self.logs.stop()
         if self._http is not None:
-            self._http.should_exit = True
+            self._http.should_exit = True  # closes its listening socket and connections
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._http_task), 5)
         if self._writer is not None:
             self._writer.close()
             await self._writer_task

@@ -95,6 +95,17 @@ class BusSettings:
     )
     tail_queue_bytes: int = setting(64 << 20, "Memory buffer of the live-tail destination.")
     tail_overflow: str = setting("drop_head", "When the tail buffer is full (see store_overflow).")
+    forward_graphite: str = setting(
+        "", "Relay points to this Graphite plaintext HOST:PORT (carbon or another Vigil)."
+    )
+    forward_eventlog: str = setting(
+        "", "Relay log entries to this Vigil event-log HOST:PORT, released once acknowledged."
+    )
+    forward_queue_bytes: int = setting(64 << 20, "Memory buffer of the forward destination.")
+    forward_overflow: str = setting(
+        "spill", "When the forward buffer is full (see store_overflow)."
+    )
+    forward_spool_bytes: int = setting(1 << 30, "Disk spool cap of the forward destination.")
     tail_subscriber_entries: int = setting(
         10_000, "Entries buffered per live-tail subscriber; beyond it they are skipped."
     )
