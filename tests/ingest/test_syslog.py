@@ -154,7 +154,7 @@ RFC3164_EXAMPLES: list[tuple[bytes, tuple[Any, ...]]] = [
     (b"Use the BFG!", (NOW, 5, 1, "", "", "Use the BFG!", {})),
     (
         b"<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!",
-        (ms("2004-02-05T17:32:18+00:00"), 5, 1, "10.0.0.99", "", "Use the BFG!", {}),
+        (ms("2003-02-05T17:32:18+00:00"), 5, 1, "10.0.0.99", "", "Use the BFG!", {}),
     ),
     (
         b"<165>Aug 24 05:34:00 CST 1987 mymachine myproc[10]: %% It's time to make the do-nuts.",

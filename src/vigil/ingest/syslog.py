@@ -315,10 +315,12 @@ def _second_5424(second: str) -> int | None:
 
 
 def _second_3164(second: str, now_ms: int) -> int | None:
-    """``Mmm dd hh:mm:ss`` in epoch ms (UTC) in the year that puts it closest to ``now_ms``.
+    """``Mmm dd hh:mm:ss`` in epoch ms (UTC): the latest such time at most a day after ``now_ms``.
 
-    RFC 3164 timestamps carry neither year nor zone; near New Year a message
-    stamped ``Dec 31`` received on January 1st belongs to the year before.
+    RFC 3164 timestamps carry neither year nor zone. Logs tell of the past, so
+    the year is the one that makes the time most recent without being more
+    than a day ahead (clock skew): ``Dec 31`` received on January 1st belongs
+    to the year before, ``Feb 5`` received in October to the same year.
     """
     month = _MONTHS[second[:3]]
     day_text, clock_text = second[4:].split()
@@ -326,16 +328,15 @@ def _second_3164(second: str, now_ms: int) -> int | None:
     if clock is None:
         return None
     year = datetime.datetime.fromtimestamp(now_ms / 1000, datetime.UTC).year
-    best: int | None = None
-    for candidate in (year - 1, year, year + 1):
+    for candidate in (year + 1, year, year - 1):
         try:
             day = datetime.date(candidate, month, int(day_text))
         except ValueError:
             continue  # Feb 29 outside a leap year, or Apr 31
         t = _day_ms(day) + clock
-        if best is None or abs(t - now_ms) < abs(best - now_ms):
-            best = t
-    return best
+        if t <= now_ms + _MS_PER_DAY:
+            return t
+    return None
 
 
 def _clock_ms(clock: str) -> int | None:
