@@ -7,13 +7,25 @@ listener never blocks the event loop and no input can crash it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from vigil.ingest.linebuffer import ChunkWorker, LineFramer
 from vigil.model import Reject
 
 RejectSink = Callable[[list[Reject]], None]
+
+
+async def close_servers(
+    servers: Sequence[asyncio.AbstractServer], busy: Callable[[], bool], drain_seconds: float
+) -> None:
+    """Stop accepting, then wait up to ``drain_seconds`` while ``busy()`` (senders finishing)."""
+    for server in servers:
+        server.close()
+    deadline = time.monotonic() + drain_seconds
+    while busy() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 class LineStreamProtocol(asyncio.Protocol):

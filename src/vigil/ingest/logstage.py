@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import orjson
@@ -23,6 +24,7 @@ from prometheus_client import Counter
 from vigil.bus.destination import BusFull
 from vigil.bus.fanout import Bus
 from vigil.ingest.eventlog import REPAIRED_UTF8, LineReject, ParsedEntries, parse_chunk
+from vigil.ingest.listeners import close_servers
 from vigil.ingest.logrules import LogRules
 from vigil.ingest.rejects import RejectLog
 from vigil.ingest.syslog import SyslogFramer, parse_syslog
@@ -122,12 +124,18 @@ class LogIngest:
         """Open the event-log and syslog listeners; chosen ports land in ``self.ports``."""
         s = self.settings
         server = await asyncio.start_server(
-            self._eventlog_connection, self.bind, s.eventlog_port, limit=s.chunk_bytes
+            functools.partial(self._connection, self._eventlog_stream),
+            self.bind,
+            s.eventlog_port,
+            limit=s.chunk_bytes,
         )
         self._servers.append(server)
         self.ports["eventlog"] = server.sockets[0].getsockname()[1]
         server = await asyncio.start_server(
-            self._syslog_connection, self.bind, s.syslog_port, limit=s.chunk_bytes
+            functools.partial(self._connection, self._syslog_stream),
+            self.bind,
+            s.syslog_port,
+            limit=s.chunk_bytes,
         )
         self._servers.append(server)
         port = server.sockets[0].getsockname()[1]
@@ -140,44 +148,19 @@ class LogIngest:
         self.ports["syslog_udp"] = port
         self._tasks.append(asyncio.create_task(self._run_syslog()))
 
-    def _track(self) -> None:
+    async def _connection(
+        self,
+        handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Run ``handle`` for one TCP sender, tracked so that ``stop`` can let it finish."""
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
-
-    async def _eventlog_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        """One event-log sender: read whole lines, parse, publish durably, ack."""
-        self._track()
-        framer = _JsonLineFramer(self.rules.max_entry_bytes)
         try:
-            while True:
-                data = await reader.read(self.settings.chunk_bytes)
-                chunk, first_line, too_long = framer.feed(data) if data else framer.close()
-                parsed = ParsedEntries(LOGS_SCHEMA.empty_table(), too_long)
-                if chunk:
-                    now_ms = int(time.time() * 1000)
-                    parsed = await asyncio.to_thread(
-                        parse_chunk, chunk, first_line, now_ms, self.rules
-                    )
-                    parsed = ParsedEntries(
-                        parsed.entries, too_long + parsed.rejects, parsed.repaired
-                    )
-                try:
-                    await self.publish("eventlog", parsed, durable=True)
-                except BusFull as e:
-                    writer.write(orjson.dumps({"error": str(e)}) + b"\n")
-                    break
-                replies = [orjson.dumps({"line": r.line, "error": r.error}) for r in parsed.rejects]
-                if framer.lines_done:
-                    replies.append(orjson.dumps({"ack": framer.lines_done}))
-                if replies:
-                    writer.write(b"\n".join(replies) + b"\n")
-                    await writer.drain()
-                if not data:
-                    break
+            await handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -185,27 +168,44 @@ class LogIngest:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _syslog_connection(
+    async def _eventlog_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
+        """One event-log sender: read whole lines, parse, publish durably, ack."""
+        framer = _JsonLineFramer(self.rules.max_entry_bytes)
+        while True:
+            data = await reader.read(self.settings.chunk_bytes)
+            chunk, first_line, too_long = framer.feed(data) if data else framer.close()
+            parsed = ParsedEntries(LOGS_SCHEMA.empty_table(), too_long)
+            if chunk:
+                now_ms = int(time.time() * 1000)
+                parsed = await asyncio.to_thread(parse_chunk, chunk, first_line, now_ms, self.rules)
+                parsed = ParsedEntries(parsed.entries, too_long + parsed.rejects, parsed.repaired)
+            try:
+                await self.publish("eventlog", parsed, durable=True)
+            except BusFull as e:
+                writer.write(orjson.dumps({"error": str(e)}) + b"\n")
+                return
+            replies = [orjson.dumps({"line": r.line, "error": r.error}) for r in parsed.rejects]
+            if framer.lines_done:
+                replies.append(orjson.dumps({"ack": framer.lines_done}))
+            if replies:
+                writer.write(b"\n".join(replies) + b"\n")
+                await writer.drain()
+            if not data:
+                return
+
+    async def _syslog_stream(self, reader: asyncio.StreamReader, _: asyncio.StreamWriter) -> None:
         """One syslog TCP sender (RFC 6587 framing); waits while the parser is behind."""
-        self._track()
         framer = SyslogFramer(self.rules.max_entry_bytes)
-        try:
-            while True:
-                data = await reader.read(self.settings.chunk_bytes)
-                messages = framer.feed(data) if data else framer.flush()
-                if messages:
-                    await self._syslog_room.wait()
-                    self._queue_syslog(messages)
-                if not data:
-                    break
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+        while True:
+            data = await reader.read(self.settings.chunk_bytes)
+            messages = framer.feed(data) if data else framer.flush()
+            if messages:
+                await self._syslog_room.wait()
+                self._queue_syslog(messages)
+            if not data:
+                return
 
     def _queue_syslog(self, messages: list[bytes]) -> None:
         self._syslog.extend(messages)
@@ -243,11 +243,7 @@ class LogIngest:
 
     async def stop(self, drain_seconds: float = 2.0) -> None:
         """Stop accepting, let open senders finish (up to ``drain_seconds``), publish the rest."""
-        for server in self._servers:
-            server.close()
-        deadline = time.monotonic() + drain_seconds
-        while self._connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await close_servers(self._servers, lambda: bool(self._connections), drain_seconds)
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)

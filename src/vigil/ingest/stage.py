@@ -11,7 +11,12 @@ from prometheus_client import Counter
 
 from vigil.bus.fanout import Bus
 from vigil.ingest.linebuffer import ChunkWorker
-from vigil.ingest.listeners import DatagramCollector, LineDatagramProtocol, LineStreamProtocol
+from vigil.ingest.listeners import (
+    DatagramCollector,
+    LineDatagramProtocol,
+    LineStreamProtocol,
+    close_servers,
+)
 from vigil.ingest.plaintext import LineRules, parse_chunk
 from vigil.ingest.rejects import RejectLog
 from vigil.ingest.statsd import StatsdBatch, parse_statsd
@@ -139,11 +144,7 @@ class IngestStage:
 
     async def stop(self, drain_seconds: float = 2.0) -> None:
         """Stop accepting, let open senders finish (up to ``drain_seconds``), publish the rest."""
-        for server in self._servers:
-            server.close()
-        deadline = time.monotonic() + drain_seconds
-        while self._connections and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await close_servers(self._servers, lambda: bool(self._connections), drain_seconds)
         for connection in list(self._connections):
             if connection.transport is not None:
                 connection.transport.close()

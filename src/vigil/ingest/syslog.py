@@ -180,12 +180,7 @@ def parse_syslog(
                         orig = text[m.start(2) : m.end(4)]
                 elif other != "-":
                     orig = other
-                if procid != "-":
-                    keys.append("procid")
-                    values.append(procid)
-                if msgid != "-":
-                    keys.append("msgid")
-                    values.append(msgid)
+                _add_ids(procid, msgid, keys, values)
                 if sd != "-":
                     _add_structured_data(sd, keys, values)
         else:
@@ -275,16 +270,19 @@ def _add_other(
     host.append("" if h == "-" else h)
     app.append("" if a == "-" else a)
     message.append(rest)
-    if procid != "-":
-        keys.append("procid")
-        values.append(procid)
-    if msgid != "-":
-        keys.append("msgid")
-        values.append(msgid)
+    _add_ids(procid, msgid, keys, values)
     if stamp == "-":
         return None, ""
     t = _rfc3339_ms(stamp)
     return t, stamp if t is None else ""
+
+
+def _add_ids(procid: str, msgid: str, keys: list[str], values: list[str]) -> None:
+    """RFC 5424's PROCID and MSGID as data keys, unless nil (``-``)."""
+    for key, value in (("procid", procid), ("msgid", msgid)):
+        if value != "-":
+            keys.append(key)
+            values.append(value)
 
 
 def _add_structured_data(sd: str, keys: list[str], values: list[str]) -> None:
