@@ -13,6 +13,8 @@ import httpx
 import orjson
 import pytest
 import websockets
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vigil.ingest.logstage import _JsonLineFramer
 from vigil.node import Node
@@ -171,3 +173,36 @@ def test_framer_numbers_lines_across_reads() -> None:
     assert framer.feed(b"yy\n{}\n") == (b"{}\n", 4, [])
     assert framer.feed(b"{}") == (b"", 5, [])
     assert framer.close() == (b"{}", 5, [])
+
+
+@given(
+    st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=15),
+    st.lists(st.integers(0, 400), max_size=6),
+    st.booleans(),
+)
+def test_framer_gives_the_same_lines_however_the_stream_is_split(
+    lines: list[bytes], cuts: list[int], crlf: bool
+) -> None:
+    end = b"\r\n" if crlf else b"\n"
+    stream = b"".join(line + end for line in lines)
+    framer = _JsonLineFramer(max_bytes=20)
+    got = b""
+    rejected: list[int] = []
+    for piece in _split(stream, cuts):
+        chunk, first, too_long = framer.feed(piece)
+        assert first == framer.lines_done - chunk.count(b"\n") - len(too_long) + 1
+        got += chunk
+        rejected += [r.line for r in too_long]
+    tail, _, _ = framer.close()
+    # Lines over the limit are rejected by number (if seen whole before the newline
+    # they reach the parser, which rejects them); every other line arrives intact.
+    kept = [i for i, line in enumerate(lines, 1) if i not in rejected]
+    assert got.split(end)[: len(kept)] == [lines[i - 1] for i in kept]
+    assert all(len(lines[i - 1]) + len(end) > 20 for i in rejected)
+    assert tail == b"" and framer.lines_done == len(lines)
+
+
+def _split(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(data)) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:]) if b > a]
