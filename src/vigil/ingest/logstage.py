@@ -33,8 +33,8 @@ from vigil.settings import IngestSettings
 from vigil.telemetry import Telemetry
 
 _UID = LOGS_SCHEMA.get_field_index("uid")
-# Most syslog messages waiting to be parsed; UDP beyond it is dropped, TCP waits.
-SYSLOG_PENDING = 100_000
+# Most bytes of syslog messages waiting to be parsed; UDP beyond it is dropped, TCP waits.
+SYSLOG_PENDING_BYTES = 32 << 20
 
 
 class UidClock:
@@ -98,6 +98,7 @@ class LogIngest:
         self._tasks: list[asyncio.Task[None]] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._syslog: list[bytes] = []
+        self._syslog_bytes = 0
         self._syslog_room = asyncio.Event()
         self._syslog_room.set()
         self._syslog_ready = asyncio.Event()
@@ -209,8 +210,9 @@ class LogIngest:
 
     def _queue_syslog(self, messages: list[bytes]) -> None:
         self._syslog.extend(messages)
+        self._syslog_bytes += sum(map(len, messages))
         self._syslog_ready.set()
-        if len(self._syslog) >= SYSLOG_PENDING:
+        if self._syslog_bytes >= SYSLOG_PENDING_BYTES:
             self._syslog_room.clear()
 
     def syslog_datagram(self, data: bytes) -> None:
@@ -229,6 +231,7 @@ class LogIngest:
 
     async def _flush_syslog(self) -> None:
         messages, self._syslog = self._syslog, []
+        self._syslog_bytes = 0
         self._syslog_ready.clear()
         self._syslog_room.set()
         if not messages:
