@@ -33,7 +33,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
                 "app": "shop" if i % 2 else "cart",
                 "name": "GET /cart",
                 "status": 500 if i % 100 == 0 else 0,
-                "message": f"request {i} served" + (" needle in haystack" if i == 1234 else ""),
+                "message": f"request {i} served" + (" Needle in Haystäck" if i == 1234 else ""),
                 "data": {"i": str(i)},
             }
         )
@@ -58,10 +58,10 @@ def test_filters_words_and_phrases(store: SqlStore) -> None:
     hits = search(store, filters={"host": ("web4",), "app": ("cart",)}, limit=1000)
     assert len(hits) == 300 and {h["host"] for h in hits} == {"web4"}
     assert len(search(store, filters={"status": ("500",)}, limit=1000)) == 30
-    words, phrases = parse_words('needle "in haystack"')
+    words, phrases = parse_words('needle "in HAYSTÄCK"')  # case-insensitive, UTF-8 too
     (hit,) = search(store, words=words, phrases=phrases)
-    assert "needle" in hit["message"]
-    assert search(store, words=("needle",), phrases=("haystack in",)) == []
+    assert "Needle" in hit["message"]
+    assert search(store, words=("needle",), phrases=("haystäck in",)) == []
 
 
 def test_cursor_pages_through_everything_once(store: SqlStore) -> None:

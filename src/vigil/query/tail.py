@@ -53,9 +53,9 @@ class Subscription:
         message = batch.column("message")
         for word in self.words:
             pattern = rf"(^|[^\pL\pN]){re.escape(word)}($|[^\pL\pN])"
-            mask = pc.and_(mask, pc.match_substring_regex(message, pattern))
+            mask = pc.and_(mask, pc.match_substring_regex(message, pattern, ignore_case=True))
         for phrase in self.phrases:
-            mask = pc.and_(mask, pc.match_substring(message, phrase))
+            mask = pc.and_(mask, pc.match_substring(message, phrase, ignore_case=True))
         return batch.filter(mask)
 
     def offer(self, entries: list[dict[str, Any]]) -> None:

@@ -3,8 +3,8 @@
 Layout: partitions by day (retention drops them); sorted by hour, then host,
 app, type, name, status, time, so that a time range selects a few granules
 and a host or app narrows them further; a token bloom-filter index on the
-message lets a rare word skip almost everything. ``kind`` and the other
-short strings are dictionary-encoded.
+lower-cased message lets a rare word skip almost everything (word search is
+case-insensitive). ``kind`` and the other short strings are dictionary-encoded.
 
 Searches must use an index: every query carries a time range, and the
 engine's guards (``force_index_by_date``, ``force_primary_key``,
@@ -36,7 +36,7 @@ CREATE = (
     f" name {_LOW}, status Int32 CODEC(ZSTD), duration_ms Float64 CODEC(ZSTD),"
     " id String CODEC(ZSTD), parent String CODEC(ZSTD), severity Int8, facility Int8,"
     " message String CODEC(ZSTD(3)), data Map(String, String) CODEC(ZSTD(3)),"
-    " INDEX words message TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1)"
+    " INDEX words lowerUTF8(message) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1)"
     " ENGINE = MergeTree PARTITION BY toDate(ts)"
     " ORDER BY (toStartOfHour(ts), host, app, type, name, status, ts)"
     " SETTINGS old_parts_lifetime = 30"
@@ -104,8 +104,9 @@ class LogStore:
                 conds.append(f"status IN ({', '.join(str(int(v)) for v in values)})")
             else:
                 conds.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
-        conds += [f"hasToken(message, {_quote(w)})" for w in q.words]
-        conds += [f"position(message, {_quote(p)}) > 0" for p in q.phrases]
+        # Case-insensitive, as the index holds the lower-cased message's tokens.
+        conds += [f"hasToken(lowerUTF8(message), {_quote(w.lower())})" for w in q.words]
+        conds += [f"positionCaseInsensitiveUTF8(message, {_quote(p)}) > 0" for p in q.phrases]
         if q.cursor is not None:
             ts_ms, uid = q.cursor
             conds.append(f"(ts, uid) < ({_ms(ts_ms)}, toUInt64({uid}))")
