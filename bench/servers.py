@@ -235,6 +235,8 @@ class Vigil(Server):
     title = "Vigil"
     query_note = "Graphite /render, format=json"
     binary: ClassVar[Path] = REPO / ".venv" / "bin" / "vigil"
+    #: More ``vigil serve`` flags (the logs benchmark passes its settings here).
+    extra_args: ClassVar[list[str]] = []
 
     @classmethod
     def missing(cls) -> str | None:
@@ -258,6 +260,11 @@ class Vigil(Server):
             "0",
             "--statsd-port",
             "0",
+            "--eventlog-port",
+            "0",
+            "--syslog-port",
+            "0",
+            *self.extra_args,
         ]
         return argv, dict(os.environ)
 
@@ -274,6 +281,7 @@ class Vigil(Server):
                 time.sleep(0.1)
         else:
             raise ServerError(f"{ports_file} did not appear")
+        self.ports = {str(k): int(v) for k, v in ports.items()}  # eventlog, syslog, ...
         wait_for_port(http_port, deadline)
         wait_for_port(self.graphite_port, deadline)
         self.http = Http(http_port)
