@@ -25,6 +25,7 @@ import pyarrow as pa
 from vigil.model import LOGS_SCHEMA, entries_of
 from vigil.query.logquery import LogPage, LogQuery, LogQueryError, encode_cursor
 from vigil.store.interface import StorageError
+from vigil.store.schema import MERGE_TREE_SETTINGS
 
 DB = "vigil"
 TABLE = f"{DB}.logs"
@@ -39,7 +40,7 @@ CREATE = (
     " INDEX words lowerUTF8(message) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1)"
     " ENGINE = MergeTree PARTITION BY toDate(ts)"
     " ORDER BY (toStartOfHour(ts), host, app, type, name, status, ts)"
-    " SETTINGS old_parts_lifetime = 30"
+    f" {MERGE_TREE_SETTINGS}"
 )
 _COLUMNS = ", ".join(f.name for f in LOGS_SCHEMA)
 # Engine error codes of the guards: TOO_MANY_ROWS, INDEX_NOT_USED.

@@ -30,8 +30,13 @@ def sql_string(text: str) -> str:
 
 
 # Merged-away parts are deleted after this many seconds (ClickHouse keeps them
-# 8 minutes by default, which doubles the disk use of a busy store for that long).
-MERGE_TREE_SETTINGS = "SETTINGS old_parts_lifetime = 30"
+# 8 minutes by default, which doubles the disk use of a busy store for that
+# long), by a cleanup that runs every few seconds (by default it backs off to
+# 5 minutes when idle, so the parts of the last merges lingered that long).
+MERGE_TREE_OPTIONS = (
+    "old_parts_lifetime = 30, cleanup_delay_period = 5, max_cleanup_delay_period = 10"
+)
+MERGE_TREE_SETTINGS = f"SETTINGS {MERGE_TREE_OPTIONS}"
 
 
 def partition_key(step: int) -> str:

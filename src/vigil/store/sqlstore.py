@@ -122,6 +122,10 @@ class SqlStore:
         self._event_ids = itertools.count(int(clock() * 1000) << 10)
         for stmt in [*schema.create_statements(policy), logstore.CREATE]:
             self._conn().execute(stmt)
+        for table in schema.stored_tables(policy):  # tables made by an older version too
+            self._conn().execute(
+                f"ALTER TABLE {DB}.{table} MODIFY SETTING {schema.MERGE_TREE_OPTIONS}"
+            )
         self.logs = LogStore(
             self._query,
             lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "log entries"),
