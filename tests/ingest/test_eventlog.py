@@ -64,6 +64,13 @@ def test_rejects_name_the_line_and_reason(raw: bytes, error: str) -> None:
     assert result.rejects[0].error.startswith(error)
 
 
+def test_a_type_naming_a_kind_is_the_kind_when_kind_is_missing() -> None:
+    chunk = line(type="heartbeat") + line(type="URL") + line(kind="event", type="line")
+    entries = parse_chunk(chunk, 1, NOW_MS, RULES).entries
+    assert entries.column("kind").to_pylist() == ["heartbeat", "line", "event"]
+    assert entries.column("type").to_pylist() == ["heartbeat", "URL", "line"]
+
+
 def test_rfc3339_and_nested_data() -> None:
     chunk = b'{"ts": "2025-11-23T12:13:20.125Z", "data": {"a": {"b": [1]}}}\n'
     (entry,) = parse_chunk(chunk, 1, NOW_MS, RULES).entries.to_pylist()
@@ -98,6 +105,7 @@ _entry = st.fixed_dictionaries(
     optional={
         "kind": st.sampled_from([*eventlog.ENTRY_KINDS, "bogus"]),
         "host": st.one_of(_text, st.integers(0, 3)),
+        "type": st.sampled_from(["URL", "event", "end", ""]),
         "name": _text,
         "id": _text,
         "status": st.integers(-(2**33), 2**33),

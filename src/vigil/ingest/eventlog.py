@@ -109,6 +109,8 @@ def parse_entry(line: bytes, now_ms: int, rules: LogRules) -> dict[str, Any]:
             if not isinstance(value, str):
                 raise EntryError(f"{name}: expected a string")
             entry[name] = value
+    if "kind" not in entry and entry.get("type") in ENTRY_KINDS:
+        entry["kind"] = entry["type"]  # {"type": "heartbeat"} can only mean the kind
     for name, (low, high) in _INT_RANGES.items():
         value = obj.get(name)
         if value is not None:
@@ -235,6 +237,11 @@ def _parse_fast(chunk: bytes, first_line: int, now_ms: int, rules: LogRules) -> 
     columns: dict[str, pa.Array] = {}
     for name in _STRING_FIELDS:
         columns[name] = pc.fill_null(table.column(name), LOG_DEFAULTS[name]).combine_chunks()
+    kind, type_ = table.column("kind"), table.column("type")
+    if kind.null_count and type_.null_count < n:
+        # {"type": "heartbeat"} without a kind can only mean the kind.
+        as_kind = pc.and_(pc.is_null(kind), pc.is_in(type_, pa.array(ENTRY_KINDS)))
+        columns["kind"] = pc.if_else(as_kind, type_, columns["kind"]).combine_chunks()
     for name, (low, high) in _INT_RANGES.items():
         values = table.column(name)
         if pc.any(pc.or_(pc.less(values, low), pc.greater(values, high))).as_py():
