@@ -137,3 +137,13 @@ async def test_a_full_spool_refuses_durable_puts_and_drops_others(tmp_path: Path
 def test_a_spool_goes_with_spill_only(tmp_path: Path) -> None:
     with Spool(tmp_path, 1 << 20) as spool, pytest.raises(ValueError, match="spill"):
         Destination("store", 1, Overflow.BLOCK, spool)
+
+
+async def test_a_failed_spool_refuses_durable_puts_and_counts_the_rest(tmp_path: Path) -> None:
+    d = spilling(tmp_path, 1)
+    await d.put(numbered(0))
+    _open.pop().close()  # the disk went away: every append now fails
+    with pytest.raises(BusFull, match="store"):
+        await d.put(numbered(10), durable=True)
+    await d.put(numbered(20))
+    assert d.dropped_rows == {"spool failed, dropped": 10}

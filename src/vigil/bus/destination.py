@@ -21,10 +21,14 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import logging
 
 import pyarrow as pa
 
-from vigil.bus.spool import Record, Spool, SpoolFull
+from vigil.bus.spool import Record, Spool, SpoolError, SpoolFull
+
+
+log = logging.getLogger(__name__)
 
 
 class Overflow(enum.Enum):
@@ -136,10 +140,13 @@ class Destination:
             return
         try:
             (record,) = await asyncio.to_thread(self.spool.append, [batch])
-        except SpoolFull as e:
+        except (SpoolFull, SpoolError) as e:
             if durable:
                 raise BusFull(f"destination {self.name}: {e}") from None
-            self._drop(batch, "spool full, newest dropped")
+            full = isinstance(e, SpoolFull)
+            self._drop(batch, "spool full, newest dropped" if full else "spool failed, dropped")
+            if not full:
+                log.error("destination %s: %s", self.name, e)
             return
         async with self._changed:
             keep = batch if self._fits(batch.nbytes) else None
