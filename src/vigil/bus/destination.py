@@ -27,7 +27,6 @@ import pyarrow as pa
 
 from vigil.bus.spool import Record, Spool, SpoolError, SpoolFull
 
-
 log = logging.getLogger(__name__)
 
 
