@@ -19,7 +19,7 @@ import orjson
 import pytest
 import websockets
 
-from tests.ingest.test_logstage import node_settings
+from tests.nodes import node_settings
 from vigil.node import Node
 from vigil.query.logquery import LogQuery, decode_cursor
 from vigil.store.interface import StorageError

@@ -16,17 +16,11 @@ import websockets
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.nodes import entry, node_settings, send_eventlog
 from vigil.ingest.logstage import _JsonLineFramer
 from vigil.node import Node
-from vigil.settings import load
 
 pytestmark = pytest.mark.integration
-
-
-def node_settings(data_dir: Path, **extra: Any) -> Any:
-    ports = ("http_port", "graphite_port", "statsd_port", "eventlog_port", "syslog_port")
-    overrides = {"data_dir": data_dir, "batch_seconds": 0.1, **{p: 0 for p in ports}, **extra}
-    return load(environ={}, overrides=overrides)
 
 
 @pytest.fixture
@@ -35,26 +29,6 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
     await n.start()
     yield n
     await n.stop()
-
-
-def entry(**fields: Any) -> bytes:
-    base = {"ts": time.time(), "host": "web01", "app": "shop", "kind": "line"}
-    return orjson.dumps({**base, **fields}) + b"\n"
-
-
-async def send_eventlog(node: Node, payload: bytes, lines: int) -> list[dict[str, Any]]:
-    """Send ``payload`` and read replies until the ack covers ``lines`` lines."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", node.ports["eventlog"])
-    writer.write(payload)
-    await writer.drain()
-    replies: list[dict[str, Any]] = []
-    while not replies or replies[-1].get("ack", 0) < lines:
-        line = await asyncio.wait_for(reader.readline(), 10)
-        assert line, f"connection closed after {replies}"
-        replies.append(orjson.loads(line))
-    writer.close()
-    await writer.wait_closed()
-    return replies
 
 
 async def search(node: Node, want: int, **params: Any) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from tests.ingest.test_logstage import entry, node_settings, send_eventlog
+from tests.nodes import entry, node_settings, send_eventlog
 from tests.test_cli_e2e import start_server, stop_server, wait_for
 from vigil.model import POINTS_SCHEMA, logs_from_rows
 from vigil.node import Node
