@@ -6,12 +6,19 @@ import datetime
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.ingest.logrules import LogRules
-from vigil.ingest.syslog import EMPTY_MESSAGE, SyslogFramer, parse_syslog
-from vigil.model import LOGS_SCHEMA
+from vigil.ingest.syslog import (
+    EMPTY_MESSAGE,
+    SyslogFramer,
+    parse_syslog,
+    parse_syslog_reference,
+    parse_syslog_vectorised,
+)
+from vigil.ingest.syslog_fast import split_fast
+from vigil.model import LOGS_SCHEMA, Reject
 
 RULES = LogRules()
 # The RFC examples are from 2001-2003; a window wide enough to keep their times.
@@ -505,6 +512,135 @@ def test_rfc5424_fields_round_trip(
     if msgid:
         expected_data["msgid"] = msgid
     assert fields(row) == (t, pri % 8, pri // 8, host, app, message, expected_data)
+
+
+# --- the fast path agrees with the reference parser --------------------------------------
+
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# Receive times around the edges the RFC 3164 year rule cares about.
+NOWS = st.sampled_from(
+    [
+        NOW,
+        ms("2024-12-31T23:59:59+00:00"),
+        ms("2025-01-01T00:00:30+00:00"),
+        ms("2024-03-01T00:00:10+00:00"),
+        ms("2022-03-01T00:00:00+00:00"),
+        ms("2024-02-29T12:00:00+00:00"),
+    ]
+)
+WORD = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=10)
+ANY_TEXT = st.text(max_size=30)
+TAIL = st.sampled_from(["", "\r\n", "\n", "\x00", " "])
+
+
+def pick(draw: st.DrawFn, odd: bool, good: Any, *others: Any) -> Any:
+    """``good``, or for an odd message any of ``good`` and ``others``."""
+    return draw(st.sampled_from([good, *others])) if odd else good
+
+
+@st.composite
+def rfc5424_message(draw: st.DrawFn, now: int) -> bytes:
+    """An RFC 5424 message: well formed, or (if odd) with a few things off."""
+    odd = draw(st.booleans())
+    pri = pick(draw, odd, draw(st.integers(0, 191)), 192, 999, "013", "1000", "")
+    window = pick(draw, odd, (-7 * 86400_000, 600_000), (-9 * 86400_000, 86400_000))
+    when = EPOCH + datetime.timedelta(milliseconds=now + draw(st.integers(*window)))
+    minutes = draw(st.sampled_from([0, draw(st.integers(-1439, 1439))]))
+    when = when.astimezone(datetime.timezone(datetime.timedelta(minutes=minutes)))
+    stamp = when.strftime("%Y-%m-%dT%H:%M:%S")
+    digits = draw(st.integers(0, 6))
+    if digits:
+        stamp += "." + f"{when.microsecond:06d}"[:digits]
+    offset = when.strftime("%z")
+    stamp += "Z" if minutes == 0 and draw(st.booleans()) else offset[:3] + ":" + offset[3:]
+    stamp = pick(
+        draw, odd, stamp, "-", stamp.replace("T", "T2"), stamp[:-1], "2003-02-30T00:00:00Z", "x"
+    )
+    fields = [draw(st.sampled_from(["-"]) | WORD) for _ in range(4)]
+    sd = pick(draw, odd, "-", '[id k="v"]', "-x", "[id", "")
+    lead = pick(draw, odd, draw(st.sampled_from([" ", " \ufeff", " \ufeff\ufeff"])), "")
+    text = f"<{pri}>1 {stamp} {' '.join(fields)} {sd}{lead}" + draw(ANY_TEXT) + draw(TAIL)
+    return text.encode()
+
+
+@st.composite
+def rfc3164_message(draw: st.DrawFn, now: int) -> bytes:
+    """An RFC 3164 message: well formed, or (if odd) with a few things off."""
+    odd = draw(st.booleans())
+    pri = pick(draw, odd, draw(st.integers(0, 191)), 192, 999)
+    window = pick(draw, odd, (-7 * 86400_000, 600_000), (-400 * 86400_000, 2 * 86400_000))
+    when = EPOCH + datetime.timedelta(milliseconds=now + draw(st.integers(*window)))
+    month = pick(draw, odd, MONTH_NAMES[when.month - 1], *MONTH_NAMES)
+    day = pick(draw, odd, when.day, 29, 30, 31, 0, 1, 9)
+    day_text = draw(st.sampled_from([f"{day:2d}", f"{day}", f"{day:02d}", f" {day}"]))
+    hour = pick(draw, odd, when.hour, 0, 23, 24)
+    second = pick(draw, odd, when.second, 60, 61)
+    frac = draw(st.sampled_from(["", ".5", ".25", ".123", ".123456"]))
+    frac = pick(draw, odd, frac, ".1234567", ".")
+    host = pick(draw, odd, draw(st.sampled_from(["host", "10.0.0.9", "fe80::1"]) | WORD))
+    host = pick(draw, odd, host, "", "h:", "h]")
+    tag = draw(st.sampled_from(["sshd[4242]: ", "su: ", "k[]: ", "d[1] "]))
+    tag = pick(
+        draw, odd, tag, "t[12]:", "t:", "d[x y]: ", "x[1]:y ", "http://e/ ", "", "a" * 49 + ": "
+    )
+    clock = f"{hour:02d}:{when.minute:02d}:{second:02d}{frac}"
+    head = f"<{pri}>{month} {day_text} {clock} {host + ' ' if host else ''}{tag}"
+    return (head + draw(ANY_TEXT) + draw(TAIL)).encode()
+
+
+@st.composite
+def syslog_batch(draw: st.DrawFn) -> tuple[list[bytes], int, LogRules]:
+    now = draw(NOWS)
+    typical = rfc5424_message(now) | rfc3164_message(now)
+    message = st.one_of(
+        typical,
+        typical,
+        typical.map(lambda m: m.replace(b" ", b" \xff", 1)),  # invalid UTF-8
+        st.binary(max_size=60),
+        st.lists(FRAGMENTS, max_size=10).map(b"".join),
+    )
+    messages = draw(st.lists(message, max_size=30))
+    rules = LogRules(max_entry_bytes=draw(st.sampled_from([256 << 10, 256 << 10, 80, 40])))
+    return messages, now, rules
+
+
+@settings(max_examples=300)
+@given(syslog_batch())
+def test_the_fast_path_gives_what_the_reference_gives(
+    batch: tuple[list[bytes], int, LogRules],
+) -> None:
+    messages, now, rules = batch
+    expected, expected_rejects = parse_syslog_reference(messages, now, rules)
+    table, rejects = parse_syslog_vectorised(messages, now, rules)
+    assert table.schema == LOGS_SCHEMA
+    assert table.to_pylist() == expected.to_pylist()
+    assert table.equals(expected)
+    assert rejects == expected_rejects
+
+
+TYPICAL = [
+    b"<165>1 2003-10-11T22:14:15.003Z web-1.example.com nginx 8710 ID47 - GET / 200",
+    b"<165>1 2003-10-11T19:14:15-03:00 web-1 nginx - - - \xef\xbb\xbfhello \xc3\xa9",
+    b"<14>1 - web-1 nginx 42 - -",
+    b"<38>Oct 11 22:14:15 web-1 sshd[4242]: Accepted publickey for root",
+    b"<38>Oct  9 22:14:15.250 web-1 kernel: oops\r\n",
+    b"<38>Oct 11 22:14:15 web-1 cron[]:",
+]
+
+
+def test_the_fast_path_takes_typical_messages() -> None:
+    lo, hi = WIDE.ts_window_ms(NOW)
+    split = split_fast(TYPICAL, NOW, lo, hi, WIDE.max_entry_bytes)
+    assert (split.taken.tolist(), split.slow.tolist()) == (list(range(len(TYPICAL))), [])
+    assert split.entries.equals(parse_syslog_reference(TYPICAL, NOW, WIDE)[0])
+
+
+def test_large_batches_take_the_fast_path_and_keep_their_order() -> None:
+    messages = [*TYPICAL, b"", b'<14>1 - h a - - [id k="v"] m', b"\xff", b"plain"] * 10
+    table, rejects = parse_syslog(messages, NOW, WIDE)
+    expected, expected_rejects = parse_syslog_reference(messages, NOW, WIDE)
+    assert table.equals(expected)
+    assert rejects == expected_rejects == [Reject.of(EMPTY_MESSAGE, b"", 10)]
 
 
 def frame(message: bytes, octet: bool, crlf: bool) -> bytes:
