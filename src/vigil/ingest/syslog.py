@@ -474,6 +474,19 @@ def _table(
 # RFC 6587 section 3.4.1: MSG-LEN is NONZERO-DIGIT *DIGIT; ten digits are more
 # than any frame we would accept, so a longer run of digits is not a length.
 _OCTET_COUNT = re.compile(rb"[1-9][0-9]{0,9}")
+_OCTET_FRAME = re.compile(rb"([1-9][0-9]{0,9}) ")
+# The newline before a line that starts like an octet count.
+_DIGIT_LINE = re.compile(rb"\n[1-9]")
+
+
+def _lines(block: bytes, limit: int) -> list[bytes]:
+    """Newline-framed messages of whole lines (the last LF removed): no CR at the end, not empty, cut to ``limit``."""
+    lines = block.split(b"\n")
+    if b"\r" in block:
+        lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+    if len(block) > limit:
+        lines = [line[:limit] for line in lines]
+    return [line for line in lines if line]
 
 
 class SyslogFramer:
@@ -511,13 +524,19 @@ class SyslogFramer:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[bytes]:
-        """The messages completed by ``data``, in order."""
-        buf = self._buf
-        buf += data
+        """The messages completed by ``data``, in order.
+
+        Runs of newline-framed messages are cut with one ``split`` each; an
+        octet-counted frame, or a line that starts with a digit, is taken one
+        at a time.
+        """
+        self._buf += data
+        buf = bytes(self._buf)  # one copy, so that slices are bytes without another
         out: list[bytes] = []
         limit = self.max_bytes
         size = len(buf)
         pos = 0
+        match_frame = _OCTET_FRAME.match
         while pos < size:
             if self._skip:
                 step = min(self._skip, size - pos)
@@ -532,34 +551,54 @@ class SyslogFramer:
                 pos = end + 1
                 self._discarding = False
                 continue
-            m = _OCTET_COUNT.match(buf, pos)
-            if m is not None:
-                digits_end = m.end()
-                if digits_end == size:
-                    break  # the length or what follows it has not arrived yet
-                if buf[digits_end] == 0x20:
-                    start = digits_end + 1
-                    length = int(buf[pos:digits_end])
+            if not 0x31 <= buf[pos] <= 0x39:
+                end = buf.find(b"\n", pos)
+                if 0 <= end < size - 1 and not 0x31 <= buf[end + 1] <= 0x39:
+                    # Whole lines up to the next one that may be octet counted.
+                    m = _DIGIT_LINE.search(buf, end)
+                    last = m.start() if m is not None else buf.rfind(b"\n", end)
+                    out.extend(_lines(buf[pos:last], limit))
+                    pos = last + 1
+                    continue
+            else:
+                m = match_frame(buf, pos)
+                # Octet-counted frames in a row, as long as they are whole and within the limit.
+                while m is not None:
+                    start = m.end()
+                    stop = start + int(m[1])
+                    if stop - start > limit or stop > size:
+                        break
+                    out.append(buf[start:stop])
+                    pos = stop
+                    m = match_frame(buf, pos)
+                if m is None and (pos == size or not 0x31 <= buf[pos] <= 0x39):
+                    continue
+                if m is not None:
+                    start = m.end()
+                    length = int(m.group(1))
                     take = min(length, limit)
                     if size - start < take:
                         break
-                    out.append(bytes(buf[start : start + take]))
+                    out.append(buf[start : start + take])
                     pos = start + take
                     self._skip = length - take
                     continue
+                m = _OCTET_COUNT.match(buf, pos)
+                if m is not None and m.end() == size:
+                    break  # the length or what follows it has not arrived yet
             end = buf.find(b"\n", pos)
             if end < 0:
                 if size - pos > limit:
-                    out.append(bytes(buf[pos : pos + limit]))
+                    out.append(buf[pos : pos + limit])
                     pos += limit
                     self._discarding = True
                     continue
                 break
             frame_end = end - 1 if end > pos and buf[end - 1] == 0x0D else end
             if frame_end > pos:
-                out.append(bytes(buf[pos : min(frame_end, pos + limit)]))
+                out.append(buf[pos : min(frame_end, pos + limit)])
             pos = end + 1
-        del buf[:pos]
+        del self._buf[:pos]
         return out
 
     def flush(self) -> list[bytes]:
