@@ -440,7 +440,8 @@ def syslog_block(
     """``n`` syslog messages: half RFC 5424 with octet counting, half RFC 3164 newline-framed.
 
     Messages use the plain-line templates; severity comes from the template,
-    facility varies, RFC 5424 messages carry structured data, procid and msgid.
+    facility varies, RFC 5424 messages carry procid and msgid and one in ten
+    carries structured data.
     """
     ts_ms = np.sort(rng.integers(start_ms, end_ms, size=n))
     host = rng.integers(0, len(fleet.hosts), size=n)
@@ -463,7 +464,9 @@ def syslog_block(
     pid = _text(rng.integers(100, 40_000, size=n))
     stamp = pa.array(ts_ms.astype("datetime64[ms]"))
     iso = _text(np.datetime_as_string(ts_ms.astype("datetime64[ms]"), unit="ms"))
-    sd_id = rng.integers(0, len(_SD), size=n)
+    # Most RFC 5424 senders (rsyslog's and systemd's templates) write "-" unless
+    # the source gave structured data: one message in ten carries some here.
+    sd_id = rng.choice(len(_SD), size=n, p=[0.05, 0.05, 0.9])
     sd_a = pa.array([s.split("%C")[0] for s in _SD]).take(pa.array(sd_id))
     sd_b = pa.array([s.split("%C")[1] if "%C" in s else "" for s in _SD]).take(pa.array(sd_id))
     sd_num = pc.if_else(
