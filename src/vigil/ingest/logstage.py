@@ -27,7 +27,8 @@ from vigil.ingest.eventlog import REPAIRED_UTF8, LineReject, ParsedEntries, pars
 from vigil.ingest.listeners import close_servers
 from vigil.ingest.logrules import LogRules
 from vigil.ingest.rejects import RejectLog
-from vigil.ingest.syslog import SyslogFramer, parse_syslog
+from vigil.ingest.syslog import parse_syslog
+from vigil.ingest.syslog_framing import SyslogFramer
 from vigil.model import LOGS_SCHEMA
 from vigil.settings import IngestSettings
 from vigil.telemetry import Telemetry
