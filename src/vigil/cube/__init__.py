@@ -1,0 +1,1 @@
+"""Metric extraction: OLAP cubes from transactions, extraction rules, error groups."""
