@@ -21,7 +21,8 @@ import pyarrow as pa
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
-from vigil.store import decimal, logstore, schema
+from vigil.store import cubestore, decimal, logstore, schema
+from vigil.store.cubestore import CubeStore
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.logstore import LogStore
 from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
@@ -120,12 +121,17 @@ class SqlStore:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._event_ids = itertools.count(int(clock() * 1000) << 10)
-        for stmt in [*schema.create_statements(policy), logstore.CREATE]:
+        for stmt in [
+            *schema.create_statements(policy),
+            logstore.CREATE,
+            *cubestore.create_statements(),
+        ]:
             self._conn().execute(stmt)
         for table in schema.stored_tables(policy):  # tables made by an older version too
             self._conn().execute(
                 f"ALTER TABLE {DB}.{table} MODIFY SETTING {schema.MERGE_TREE_OPTIONS}"
             )
+        self.cube = CubeStore(self._query)
         self.logs = LogStore(
             self._query,
             lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "log entries"),

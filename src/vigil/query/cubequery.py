@@ -1,0 +1,89 @@
+"""A cube query as data: measures, group-by dimensions, filters, time range and step.
+
+The cube counts transactions and events per time bucket over the dimensions
+datacenter > cluster > host, application, type, name and status (see
+``docs/cubes.md``). The web API and the CLI build a ``CubeQuery`` from user
+input (errors name the parameter); a storage backend answers it with a
+``CubeResult`` table.
+
+>>> q = CubeQuery(0, 3600, measures=("count", "p99"), group_by=("app", "host"))
+>>> q.hierarchy_levels()
+[('app', 'host'), ('app',)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+DIMENSIONS = ("dc", "cluster", "host", "app", "type", "name", "status")
+# The location hierarchy that roll-up totals follow, outermost first.
+HIERARCHY = ("dc", "cluster", "host")
+# Each measure and the quantile it reads from the duration sketch, if any.
+QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+MEASURES = ("count", "errors", "error_rate", "transactions", "sum", "avg", "min", "max", *QUANTILES)
+# The steps the engine keeps, finest first.
+STEPS = (10, 60, 3600)
+MAX_ROWS = 200_000
+
+
+class CubeQueryError(ValueError):
+    """A cube query that cannot run as asked; the message says what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CubeQuery:
+    """Measures per group over ``[start, end)`` epoch seconds; per ``step`` bucket if given."""
+
+    start: int
+    end: int
+    measures: tuple[str, ...] = ("count",)
+    group_by: tuple[str, ...] = ()
+    filters: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    step: int | None = None
+    rollup: bool = False
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise CubeQueryError("until must be after from")
+        for m in self.measures:
+            if m not in MEASURES:
+                raise CubeQueryError(f"unknown measure {m!r}; measures: {', '.join(MEASURES)}")
+        for d in (*self.group_by, *self.filters):
+            if d not in DIMENSIONS:
+                raise CubeQueryError(
+                    f"unknown dimension {d!r}; dimensions: {', '.join(DIMENSIONS)}"
+                )
+        for value in self.filters.get("status", ()):
+            if not value.lstrip("-").isdigit():
+                raise CubeQueryError(f"status={value!r}: expected an integer")
+        if self.step is not None and (self.step < STEPS[0] or self.step % STEPS[0]):
+            raise CubeQueryError(f"step must be a multiple of {STEPS[0]} s")
+
+    @property
+    def table_step(self) -> int:
+        """The coarsest kept step that divides the asked one (the whole range: its span)."""
+        span = self.step or (self.end - self.start)
+        return max((s for s in STEPS if span % s == 0 and s <= span), default=STEPS[0])
+
+    def hierarchy_levels(self) -> list[tuple[str, ...]]:
+        """The group-by of each row level: the full one, then (with ``rollup``) totals.
+
+        Totals drop the innermost location dimension first (host, then
+        cluster, then datacenter), keeping the other dimensions.
+        """
+        levels = [self.group_by]
+        if self.rollup:
+            located = [d for d in HIERARCHY if d in self.group_by]
+            while located:
+                dropped = located.pop()
+                levels.append(tuple(d for d in levels[-1] if d != dropped))
+        return levels
+
+
+@dataclasses.dataclass(frozen=True)
+class CubeResult:
+    """A table: column names, then rows (``rollup`` says which level a row totals, or null)."""
+
+    columns: list[str]
+    rows: list[list[Any]]
