@@ -93,6 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _client_args(co)
     _logs_parser(sub)
+    cu = sub.add_parser(
+        "cube", help="query the cube of transactions and events (counts, errors, quantiles)",
+        description="Measures per group over a time range; see docs/cubes.md.",
+    )  # fmt: skip
+    cu.add_argument("--from", dest="from_", metavar="FROM", default="-1h", help="start (-1h)")
+    cu.add_argument("--until", default="now", help="end (default: now)")
+    cu.add_argument("--step", help="bucket per row, e.g. 1m (default: the whole range)")
+    cu.add_argument("--measures", default="count,errors,p50,p99", help="comma-separated")
+    cu.add_argument("--group-by", default="app,name", help="comma-separated dimensions")
+    cu.add_argument("--rollup", action="store_true", help="add totals along dc > cluster > host")
+    cu.add_argument(
+        "--where", action="append", default=[], metavar="DIM=VALUE", help="filter (repeatable)"
+    )
+    cu.add_argument("--json", action="store_true", help="print the API's JSON")
+    _client_args(cu)
     sub.add_parser("config-docs", help="print the configuration reference (docs/config.md)")
     return parser
 
@@ -216,6 +231,42 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cube(args: argparse.Namespace) -> int:
+    params: list[tuple[str, str | int | float | bool | None]] = [
+        ("from", args.from_), ("until", args.until), ("measures", args.measures),
+        ("group_by", args.group_by), ("rollup", "1" if args.rollup else "0"),
+    ]  # fmt: skip
+    if args.step:
+        params.append(("step", args.step))
+    for where in args.where:
+        dim, sep, value = where.partition("=")
+        if not sep:
+            print(f"vigil: --where {where!r}: expected DIM=VALUE", file=sys.stderr)
+            return 2
+        params.append((dim, value))
+    r = httpx.get(f"{_server_url(args)}/api/cube", params=params, timeout=120)
+    doc = r.json()
+    if r.status_code >= 400:
+        print(f"vigil: {doc.get('error', r.text)}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    cells = [doc["columns"]] + [[_cell(v) for v in row] for row in doc["rows"]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(doc["columns"]))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
 def _entry_line(e: dict[str, Any]) -> str:
     """One entry as a log line: time, source, kind, what, message (continuations indented)."""
     when = (
@@ -241,7 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "config-docs":
         sys.stdout.write(settings.reference_doc())
         return 0
-    commands = {"event": _event, "status": _status, "compact": _compact, "logs": _logs}
+    commands = {
+        "event": _event,
+        "status": _status,
+        "compact": _compact,
+        "logs": _logs,
+        "cube": _cube,
+    }
     try:
         return commands[args.command](args)
     except httpx.HTTPError as e:

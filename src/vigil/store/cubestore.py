@@ -138,7 +138,7 @@ class CubeStore:
             f"SELECT {''.join(k + ', ' for k in keys)}sum(cnt) AS cnt, sum(errors) AS errors,"
             " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"
             f" max(dur_max) AS dur_max{sketch} FROM {table(step)} WHERE {' AND '.join(conds)}"
-            f"{group}{order} LIMIT {MAX_ROWS + 1}"
+            f"{group} HAVING cnt > 0{order} LIMIT {MAX_ROWS + 1}"
         )
         result = self._query(sql)
         if result.num_rows > MAX_ROWS:

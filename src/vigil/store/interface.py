@@ -20,6 +20,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
+from vigil.query.cubequery import CubeQuery, CubeResult
 from vigil.query.logquery import LogPage, LogQuery
 from vigil.query.source import Event, SeriesSource
 
@@ -54,12 +55,25 @@ class LogStorage(Protocol):
         ...
 
 
+class CubeStorage(Protocol):
+    """The cube of transactions and events, kept by the engine as entries are stored."""
+
+    def query(self, q: CubeQuery) -> CubeResult:
+        """The measures of ``q`` per group; ``CubeQueryError`` if the answer would be too big."""
+        ...
+
+
 class Storage(SeriesSource, Protocol):
     """A point, log and event store: the query layer's ``SeriesSource`` plus writes."""
 
     @property
     def logs(self) -> LogStorage:
         """The log entries of this store."""
+        ...
+
+    @property
+    def cube(self) -> CubeStorage:
+        """The cube kept from the log entries of this store."""
         ...
 
     def write_points(self, batch: pa.Table) -> None:

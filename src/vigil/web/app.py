@@ -30,6 +30,7 @@ from vigil.query.timeparse import parse_time
 from vigil.settings import QuerySettings
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
+from vigil.web.cube_api import cube_routes
 from vigil.web.graphite_events import EventError, event_json, parse_event
 from vigil.web.logs_api import log_routes
 
@@ -234,5 +235,6 @@ def create_app(
         Route("/api/status", status_view),
         Route("/api/compact", compact_view, methods=["POST"]),
         *log_routes(storage, log_ingest, tail, max_body_bytes, clock),
+        *cube_routes(storage, clock),
     ]
     return Starlette(routes=routes)
