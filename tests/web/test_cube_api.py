@@ -26,6 +26,10 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
         for i in range(20)
     )  # fmt: skip
     await send_eventlog(n, payload, 20)
+    for _ in range(100):  # stored: the cube answers from the engine
+        if (await cube(n, measures="count")).json()["rows"] == [[20]]:
+            break
+        await asyncio.sleep(0.05)
     yield n
     await n.stop()
 
