@@ -110,12 +110,12 @@ class Backfill:
         ruleset = self._ruleset(rule)
         with self._lock:
             job = Job(f"bf{next(self._ids)}", rule, start_ms, end_ms, started=self._clock())
+            thread = threading.Thread(
+                target=self._run, args=(job, ruleset), name=f"backfill-{job.id}", daemon=True
+            )
             self._jobs[job.id] = job
+            self._threads[job.id] = thread
             self._forget_old()
-        thread = threading.Thread(
-            target=self._run, args=(job, ruleset), name=f"backfill-{job.id}", daemon=True
-        )
-        self._threads[job.id] = thread
         thread.start()
         return job.id
 
@@ -163,7 +163,8 @@ class Backfill:
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict[str, Any]:
         """Wait for a job to end (for tests and scripts); returns its progress."""
-        thread = self._threads.get(job_id)
+        with self._lock:
+            thread = self._threads.get(job_id)
         if thread is not None:
             thread.join(timeout)
         return self.job(job_id)
