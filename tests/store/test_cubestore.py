@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from vigil.model import logs_from_rows
 from vigil.query.cubequery import CubeQuery, CubeQueryError
+from vigil.query.source import MetricNode
 from vigil.store.chdb_engine import open_embedded
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
@@ -161,3 +163,43 @@ def test_any_split_of_the_entries_gives_the_same_cube(
         assert a[:6] == b[:6]  # keys and exact counts; float sums may round differently
         for x, y in zip(a[6:], b[6:]):
             assert (x is None and y is None) or x == pytest.approx(y, rel=1e-9, abs=1e-9)
+
+
+def test_cube_measures_are_graphite_paths(store: SqlStore) -> None:
+    now = int(time.time())
+    base = now - now % 10 - 60
+    rows = [
+        {
+            "ts": (base + i) * 1000,
+            "uid": 10**9 + i,
+            "kind": "end",
+            "app": "paths",
+            "dc": "ams",
+            "cluster": "c1",
+            "host": f"h{i % 2}",
+            "name": "GET /cart",
+            "id": f"p{i}",
+            "status": 0,
+            "duration_ms": 10.0 * (i + 1),
+        }  # fmt: skip
+        for i in range(6)
+    ]
+    store.logs.write(logs_from_rows(rows))
+    assert MetricNode("cube", False) in store.find("*")
+    assert [n.path for n in store.find("cube.paths.*")] == ["cube.paths.GET_cart"]
+    assert [n.path for n in store.find("cube.paths.GET_cart.ams.c1.*")] == [
+        "cube.paths.GET_cart.ams.c1.h0",
+        "cube.paths.GET_cart.ams.c1.h1",
+    ]
+    leaves = store.find("cube.paths.GET_cart.ams.c1.h0.p*")
+    assert [n.path for n in leaves] == [
+        f"cube.paths.GET_cart.ams.c1.h0.p{q}" for q in (50, 90, 99, 999)
+    ]
+    series = store.fetch(["cube.paths.GET_cart.ams.*.*.count"], base - 60, base + 60)
+    assert [s.name for s in series] == [
+        "cube.paths.GET_cart.ams.c1.h0.count",
+        "cube.paths.GET_cart.ams.c1.h1.count",
+    ]
+    assert series[0].step == 10 and np.nansum(series[0].values) == 3
+    (mx,) = store.fetch(["cube.paths.GET_cart.ams.c1.h1.max"], base - 60, base + 60)
+    assert np.nanmax(mx.values) == 60.0

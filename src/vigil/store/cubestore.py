@@ -14,7 +14,7 @@ aggregator/combiner split, done by the engine.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -159,22 +159,36 @@ def _rows(
     q: CubeQuery, dims: tuple[str, ...], t: pa.Table, quantiles: list[str]
 ) -> list[list[Any]]:
     """Result rows laid out as ``q``'s columns; totals leave dropped dimensions null."""
-    n = t.num_rows
+    values = measure_values(t, q.measures)
+    group_cols = {d: t.column(d).to_pylist() for d in dims}
+    buckets = t.column("bucket").to_pylist() if q.step else None
+    out = []
+    for i in range(t.num_rows):
+        row: list[Any] = [buckets[i]] if buckets is not None else []
+        row += [group_cols[d][i] if d in group_cols else None for d in q.group_by]
+        row += [values[m][i] for m in q.measures]
+        out.append(row)
+    return out
+
+
+def measure_values(t: pa.Table, measures: Sequence[str]) -> dict[str, list[float | None]]:
+    """Each measure per row of a grouped result (``cnt`` ... ``merged`` columns)."""
     cnt = t.column("cnt").to_numpy().astype(np.float64)
     errors = t.column("errors").to_numpy().astype(np.float64)
     txn = t.column("txn").to_numpy().astype(np.float64)
     dur_sum = t.column("dur_sum").to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        values: dict[str, Any] = {
-            "count": cnt.astype(np.int64).tolist(),
-            "errors": errors.astype(np.int64).tolist(),
-            "transactions": txn.astype(np.int64).tolist(),
-            "error_rate": _nan_none(errors / cnt),
-            "sum": _nan_none(np.where(txn > 0, dur_sum, np.nan)),
-            "avg": _nan_none(dur_sum / txn),
-            "min": _nan_none(_finite(t.column("dur_min").to_numpy())),
-            "max": _nan_none(_finite(t.column("dur_max").to_numpy())),
+        arrays = {
+            "count": cnt,
+            "errors": errors,
+            "transactions": txn,
+            "error_rate": errors / cnt,
+            "sum": np.where(txn > 0, dur_sum, np.nan),
+            "avg": dur_sum / txn,
+            "min": _finite(t.column("dur_min").to_numpy()),
+            "max": _finite(t.column("dur_max").to_numpy()),
         }
+    quantiles = [m for m in measures if m in QUANTILES]
     if quantiles:
         merged = t.column("merged").combine_chunks()
         keys, counts = merged.field(0), merged.field(1)
@@ -184,16 +198,13 @@ def _rows(
             counts.values.to_numpy().astype(np.float64),
             [QUANTILES[m] for m in quantiles],
         )
-        for i, m in enumerate(quantiles):
-            values[m] = _nan_none(qs[:, i])
-    group_cols = {d: t.column(d).to_pylist() for d in dims}
-    buckets = t.column("bucket").to_pylist() if q.step else None
-    out = []
-    for i in range(n):
-        row: list[Any] = [buckets[i]] if buckets is not None else []
-        row += [group_cols[d][i] if d in group_cols else None for d in q.group_by]
-        row += [values[m][i] for m in q.measures]
-        out.append(row)
+        arrays.update({m: qs[:, i] for i, m in enumerate(quantiles)})
+    out: dict[str, list[float | None]] = {}
+    for m in measures:
+        if m in ("count", "errors", "transactions"):
+            out[m] = arrays[m].astype(np.int64).tolist()
+        else:
+            out[m] = _nan_none(arrays[m])
     return out
 
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
-from vigil.store import cubestore, decimal, logstore, schema
+from vigil.store import cubepaths, cubestore, decimal, logstore, schema
 from vigil.store.cubestore import CubeStore
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.logstore import LogStore
@@ -241,7 +241,12 @@ class SqlStore:
     # -- series lookups -------------------------------------------------------
 
     def find(self, pattern: str) -> list[MetricNode]:
-        """Nodes one level deep matching a Graphite glob, branches and leaves."""
+        """Nodes one level deep matching a Graphite glob, branches and leaves (cube's too)."""
+        cube = cubepaths.find(self._query, pattern, int(self.clock()))
+        nodes = self._find_series(pattern)
+        return sorted({(n.path, n.is_leaf): n for n in [*nodes, *cube]}.values(), key=_node_key)
+
+    def _find_series(self, pattern: str) -> list[MetricNode]:
         depth = pattern.count(".") + 1
         regex = sql_string(f"^{glob_body(pattern)}$")
         sql = (
@@ -332,6 +337,7 @@ class SqlStore:
         out: list[Series] = []
         for (step, level, method), members in groups.items():
             out += self._read_group(members, step, level > 0, METHODS[method], start, end)
+        out += cubepaths.fetch(self._query, patterns, start, end, now)
         out.sort(key=lambda s: s.name)
         return out
 
@@ -515,6 +521,10 @@ class SqlStore:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
+
+
+def _node_key(node: MetricNode) -> tuple[str, bool]:
+    return node.path, node.is_leaf
 
 
 def _period_end(period: str) -> int:

@@ -1,0 +1,131 @@
+"""Cube measures in the Graphite namespace: ``cube.<app>.<name>.<dc>.<cluster>.<host>.<measure>``.
+
+So the cube can be browsed in ``/metrics/find``, graphed, combined with
+render functions and alerted on like any metric. Dimension values become
+path components the way self-metrics do (``telemetry.path_part``: runs of
+characters other than letters, digits, ``_`` and ``-`` become ``_``), so
+``GET /cart`` is ``GET_cart``; globs match those components.
+
+>>> fetch_sql_dims(["cube.shop.*.ams.*.web01.p99"])[0]
+['shop', '*', 'ams', '*', 'web01']
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from vigil.query.cubequery import STEPS
+from vigil.query.series import Series
+from vigil.query.source import MetricNode
+from vigil.store.cubestore import measure_values, table
+from vigil.store.pathglob import glob_body
+
+ROOT = "cube"
+PATH_DIMS = ("app", "name", "dc", "cluster", "host")
+MEASURES = ("count", "errors", "error_rate", "avg", "min", "max", "p50", "p90", "p99", "p999")
+DEPTH = 1 + len(PATH_DIMS) + 1
+# How far back /metrics/find looks for dimension values (the coarsest table).
+FIND_SECONDS = 30 * 86400
+
+
+def _safe(column: str) -> str:
+    """``column`` as a path component, as ``telemetry.path_part`` makes one."""
+    cleaned = f"trimBoth(replaceRegexpAll({column}, '[^A-Za-z0-9_-]+', '_'), '_')"
+    return f"if({cleaned} = '', '_', {cleaned})"
+
+
+def _regex(glob: str) -> str:
+    return "'" + ("^" + glob_body(glob) + "$").replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _matches(glob: str, text: str) -> bool:
+    return re.fullmatch(glob_body(glob), text) is not None
+
+
+def fetch_sql_dims(patterns: Sequence[str]) -> list[list[str]]:
+    """The dimension globs of each cube path pattern (those of full depth)."""
+    return [p.split(".")[1:-1] for p in patterns if p.count(".") + 1 == DEPTH]
+
+
+def find(query: Callable[[str], pa.Table], pattern: str, now: int) -> list[MetricNode]:
+    """Nodes of the cube's subtree matching ``pattern`` one level deep."""
+    parts = pattern.split(".")
+    if not _matches(parts[0], ROOT):
+        return []
+    depth = len(parts)
+    if depth == 1:
+        has_rows = query(f"SELECT count() AS n FROM {table(STEPS[-1])}").column("n")[0].as_py()
+        return [MetricNode(ROOT, False)] if has_rows else []
+    if depth == DEPTH:
+        return [
+            MetricNode(f"{parent.path}.{m}", True)
+            for parent in find(query, ".".join(parts[:-1]), now)
+            for m in MEASURES
+            if _matches(parts[-1], m)
+        ]
+    if depth > DEPTH:
+        return []
+    dims = PATH_DIMS[: depth - 1]
+    conds = [f"ts >= toDateTime({now - FIND_SECONDS})"]
+    conds += [f"match({_safe(d)}, {_regex(g)})" for d, g in zip(dims, parts[1:])]
+    sql = (
+        f"SELECT DISTINCT {', '.join(f'{_safe(d)} AS {d}' for d in dims)}"
+        f" FROM {table(STEPS[-1])} WHERE {' AND '.join(conds)} ORDER BY {', '.join(dims)}"
+    )
+    result = query(sql)
+    columns = [result.column(d).to_pylist() for d in dims]
+    return [MetricNode(".".join([ROOT, *values]), False) for values in zip(*columns)]
+
+
+def fetch(
+    query: Callable[[str], pa.Table], patterns: Sequence[str], start: int, end: int, now: int
+) -> list[Series]:
+    """Series of the cube paths matching ``patterns`` over ``[start, end)``.
+
+    The step is the finest the engine keeps for the range's start (10 s for
+    a week, 1 min for 90 days, 1 h beyond), as for points.
+    """
+    age = now - start
+    step = STEPS[0] if age <= 7 * 86400 else STEPS[1] if age <= 90 * 86400 else STEPS[2]
+    first = start - start % step
+    n = max(0, -(-(end - first) // step))
+    out: dict[str, Series] = {}
+    for pattern in patterns:
+        parts = pattern.split(".")
+        if len(parts) != DEPTH or not _matches(parts[0], ROOT):
+            continue
+        measures = [m for m in MEASURES if _matches(parts[-1], m)]
+        if not measures:
+            continue
+        conds = [f"ts >= toDateTime({first})", f"ts < toDateTime({end})"]
+        conds += [f"match({_safe(d)}, {_regex(g)})" for d, g in zip(PATH_DIMS, parts[1:-1])]
+        keys = ", ".join(f"{_safe(d)} AS {d}" for d in PATH_DIMS)
+        sketch = ", sumMapMerge(bins) AS merged" if any(m.startswith("p") for m in measures) else ""
+        sql = (
+            f"SELECT {keys}, toUInt32(ts) AS bucket, sum(cnt) AS cnt, sum(errors) AS errors,"
+            " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"
+            f" max(dur_max) AS dur_max{sketch} FROM {table(step)}"
+            f" WHERE {' AND '.join(conds)} GROUP BY {', '.join(PATH_DIMS)}, bucket"
+        )
+        result = query(sql)
+        if not result.num_rows:
+            continue
+        values = measure_values(result, measures)
+        names = [
+            ".".join([ROOT, *row])
+            for row in zip(*(result.column(d).to_pylist() for d in PATH_DIMS))
+        ]
+        slots = (result.column("bucket").to_numpy().astype(np.int64) - first) // step
+        for m in measures:
+            for i, (name, slot) in enumerate(zip(names, slots.tolist())):
+                path = f"{name}.{m}"
+                series = out.get(path)
+                if series is None:
+                    series = out[path] = Series(path, first, step, np.full(n, np.nan))
+                if 0 <= slot < n and values[m][i] is not None:
+                    series.values[slot] = values[m][i]
+    return sorted(out.values(), key=lambda s: s.name)
