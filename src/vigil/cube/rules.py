@@ -35,6 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -68,11 +69,10 @@ _LITERAL_BAD = re.compile(r"[\s*?\[\]{},/\\]")
 # A number as a capture must spell it (the same in RE2 and Python).
 _NUMBER_RE2 = r"\A[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
 _NUMBER_PY = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\Z")
-# Messages on which RE2 and Python ``re`` may disagree: anything but printable
-# ASCII, tab, CR, LF, FF (Python's ``\s`` also takes VT and 0x1c-0x1f, Unicode
-# classes and case folding differ) or a trailing newline (Python's ``$``
-# matches before it).
-_PYTHON_ROWS = r"[^\t\n\r\f\x20-\x7e]|\n\z"
+# Messages on which RE2 and Python ``re`` may disagree: non-ASCII (Unicode
+# classes and case folding differ), VT and 0x1c-0x1f (Python's ``\s`` takes
+# them), or a trailing newline (Python's ``$`` matches before it).
+_PYTHON_ROWS = r"[^\x00-\x0a\x0c-\x1b\x20-\x7f]|\n\z"
 # Pattern text RE2 accepts with another meaning than Python: ``{,n}`` (a
 # literal in RE2) and POSIX classes ``[[:digit:]]`` (a nested set in Python).
 _RE2_DIFFERENT = ("{,", "[:")
@@ -237,15 +237,12 @@ class _Compiled:
             hit = pc.match_substring_regex(fast.column("message"), self.rule.match)
             return self._match_python(pa.concat_tables([fast.filter(hit), slow]))
         message = fast.column("message")
+        # Matching is several times faster than extracting: extract from the matches only.
+        fast = fast.filter(pc.match_substring_regex(message, self.rule.match))
+        groups = {}
         if self.groups:
-            found = pc.extract_regex(message, self.rule.match)
-            hit = found.is_valid()
-            fast = fast.filter(hit)
-            found = found.filter(hit)
+            found = pc.extract_regex(fast.column("message"), self.rule.match)
             groups = {g: pc.struct_field(found, g) for g in self.groups}
-        else:
-            fast = fast.filter(pc.match_substring_regex(message, self.rule.match))
-            groups = {}
         slow, slow_groups = self._match_python(slow)
         if not slow.num_rows:
             return fast, {g: _array(v) for g, v in groups.items()}
@@ -458,8 +455,7 @@ class RuleSet:
             return outcome
         lines = pc.equal(batch.column("kind"), "line")
         if self._any_re2:
-            python = pc.match_substring_regex(batch.column("message"), _PYTHON_ROWS)
-            batch = batch.append_column("_python", python)
+            batch = batch.append_column("_python", python_rows(batch.column("message")))
         tables = []
         for rule in self._compiled:
             name = rule.rule.name
@@ -490,6 +486,35 @@ class Outcome:
     def error_counts(self) -> dict[str, int]:
         """Errors per rule, whatever the reason."""
         return {name: sum(reasons.values()) for name, reasons in self.errors.items()}
+
+
+def python_rows(messages: pa.ChunkedArray) -> pa.Array:
+    """Which messages must go through Python's ``re`` (see ``_PYTHON_ROWS``).
+
+    One numpy pass over the bytes of the column: several times faster than the
+    same test as an RE2 scan, and most batches have no such message at all.
+    """
+    masks = []
+    for chunk in messages.chunks:
+        if chunk.type != pa.string():
+            masks.append(pc.match_substring_regex(chunk, _PYTHON_ROWS).to_numpy(False))
+            continue
+        n = len(chunk)
+        offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset : chunk.offset + n + 1]
+        data = chunk.buffers()[2]
+        raw = (
+            np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]]
+            if data
+            else np.zeros(0, np.uint8)
+        )
+        odd = (raw >= 0x80) | (raw == 0x0B) | ((raw >= 0x1C) & (raw <= 0x1F))
+        mask = np.zeros(n, bool)
+        where = np.flatnonzero(odd)
+        if len(where):
+            mask[np.searchsorted(offsets, where + offsets[0], side="right") - 1] = True
+        masks.append(mask)
+    odd_bytes = pa.array(np.concatenate(masks) if masks else np.zeros(0, bool))
+    return pc.or_(odd_bytes, pc.ends_with(messages, "\n").combine_chunks())
 
 
 def load_rules(path: Path) -> RuleSet:
