@@ -203,3 +203,13 @@ def test_cube_measures_are_graphite_paths(store: SqlStore) -> None:
     assert series[0].step == 10 and np.nansum(series[0].values) == 3
     (mx,) = store.fetch(["cube.paths.GET_cart.ams.c1.h1.max"], base - 60, base + 60)
     assert np.nanmax(mx.values) == 60.0
+
+
+def test_retention_drops_old_cube_days(store: SqlStore) -> None:
+    old = T0 - 30 * 86400  # past the 10 s cube's 7 days, within the 1 min cube's 90
+    store.logs.write(logs_from_rows([{"ts": old * 1000, "uid": 77, "kind": "end", "id": "o"}]))
+    q10 = CubeQuery(old - old % 10, old - old % 10 + 10, measures=("count",))
+    q60 = CubeQuery(old - old % 60, old - old % 60 + 60, measures=("count",))
+    assert store.cube.query(q10).rows == [[1]] and store.cube.query(q60).rows == [[1]]
+    store.sweep_retention(T0)
+    assert store.cube.query(q10).rows == [] and store.cube.query(q60).rows == [[1]]

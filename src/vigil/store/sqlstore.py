@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
+from vigil.query.cubequery import STEPS as CUBE_STEPS
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
@@ -450,7 +451,7 @@ class SqlStore:
 
     def sweep_retention(self, now: int) -> int:
         """Drop whole partitions older than the retention of their class and table."""
-        dropped = self._sweep_logs(now)
+        dropped = self._sweep_logs(now) + self._sweep_cube(now)
         tables = {
             "points": 0,
             **{f"rollup_{s}": s for s in self.policy.rollup_steps()},
@@ -478,6 +479,24 @@ class SqlStore:
                 continue
             self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION ID {sql_string(pid)}")
             dropped += 1
+        return dropped
+
+    def _sweep_cube(self, now: int) -> int:
+        """Drop cube partitions past the retention the policy gives ``cube.*`` paths."""
+        archives = self.policy.schemas[self.policy.schema_index("cube.x")].archives
+        dropped = 0
+        for step in CUBE_STEPS:
+            keeps = [a.keep for a in archives if a.step <= step] or [archives[0].keep]
+            sql = (
+                "SELECT DISTINCT partition_id, partition FROM system.parts"
+                f" WHERE database = '{DB}' AND active AND table = 'cube_{step}'"
+            )
+            for pid, period in _rows(self._query(sql)):
+                if _period_end(str(period)) <= now - max(keeps):
+                    self._conn().execute(
+                        f"ALTER TABLE {cubestore.table(step)} DROP PARTITION ID {sql_string(pid)}"
+                    )
+                    dropped += 1
         return dropped
 
     def _sweep_logs(self, now: int) -> int:
