@@ -87,6 +87,7 @@ class Node:
                 max_points=s.query.max_points,
                 log_max_scan_rows=s.query.log_max_scan_rows,
                 log_retention_days=s.store.log_retention_days,
+                cube=s.store.cube,
             )
         )
         store = self.bus.add(

@@ -125,6 +125,9 @@ class StoreSettings:
     batch_seconds: float = setting(1.0, "Longest a partial insert batch waits.")
     retention_interval: float = setting(600.0, "Seconds between retention sweeps.")
     log_retention_days: int = setting(30, "Days of log entries kept.")
+    cube: bool = setting(
+        True, "Keep the cube of transactions and events as entries are stored (docs/cubes.md)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)

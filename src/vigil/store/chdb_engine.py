@@ -48,6 +48,7 @@ def open_embedded(
     max_points: int = 20_000_000,
     log_max_scan_rows: int = 50_000_000,
     log_retention_days: int = 30,
+    cube: bool = True,
 ) -> SqlStore:
     """The store in ``data_dir/engine``, created on first use."""
     path = data_dir / "engine"
@@ -58,4 +59,5 @@ def open_embedded(
         max_points=max_points,
         log_max_scan_rows=log_max_scan_rows,
         log_retention_days=log_retention_days,
+        cube=cube,
     )

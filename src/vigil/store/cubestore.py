@@ -48,8 +48,12 @@ def table(step: int) -> str:
     return f"{DB}.cube_{step}"
 
 
-def create_statements() -> list[str]:
-    """Idempotent DDL: one table per step, then the views (recreated on every start)."""
+def create_statements(enabled: bool = True) -> list[str]:
+    """Idempotent DDL: one table per step, then the views (recreated on every start).
+
+    Disabled, the views are dropped: stored cubes stay queryable, new entries
+    no longer feed them (what the cube costs at ingest is measured that way).
+    """
     stmts = []
     for step in STEPS:
         partition = "toYYYYMMDD(ts)" if step < 3600 else "toYYYYMM(ts)"
@@ -68,6 +72,8 @@ def create_statements() -> list[str]:
         )
     for step in STEPS:
         stmts.append(f"DROP VIEW IF EXISTS {table(step)}_mv")
+    if not enabled:
+        return stmts
     finest = STEPS[0]
     txn = "kind != 'event'"
     stmts.append(

@@ -113,6 +113,7 @@ class SqlStore:
         max_points: int = 20_000_000,
         log_max_scan_rows: int = 50_000_000,
         log_retention_days: int = 30,
+        cube: bool = True,
     ) -> None:
         self.policy = policy
         self.clock = clock
@@ -125,7 +126,7 @@ class SqlStore:
         for stmt in [
             *schema.create_statements(policy),
             logstore.CREATE,
-            *cubestore.create_statements(),
+            *cubestore.create_statements(cube),
         ]:
             self._conn().execute(stmt)
         for table in schema.stored_tables(policy):  # tables made by an older version too
