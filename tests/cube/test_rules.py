@@ -19,6 +19,7 @@ from vigil.cube.rules import (
     RuleError,
     RuleSet,
     load_rules,
+    python_rows,
     regex_mode,
 )
 from vigil.model import POINTS_SCHEMA, logs_from_rows
@@ -288,3 +289,14 @@ def test_rulebook_is_thread_safe(tmp_path: Path) -> None:
         t.join()
     assert sorted(r["name"] for r in book.list()) == sorted(f"r{i}" for i in range(8))
     assert len(RuleBook(None, tmp_path).list()) == 8
+
+
+def test_python_rows_on_sliced_and_empty_chunks() -> None:
+    messages = pa.chunked_array(
+        [
+            pa.array(["é", "plain", "x\n", "b\x0bc", "d\x1e", "ok\tok"])[1:],
+            pa.array([], pa.string()),
+        ]
+    )
+    assert python_rows(messages).to_pylist() == [False, True, True, True, False]
+    assert python_rows(pa.chunked_array([], pa.string())).to_pylist() == []

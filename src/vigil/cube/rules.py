@@ -24,6 +24,7 @@ number is counted against its rule.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -374,18 +375,9 @@ def _parse_template(label: str, metric: str, groups: set[str]) -> list[_Part]:
     return parts
 
 
-_MODES: dict[tuple[str, bool], str] = {}
-
-
+@functools.lru_cache(maxsize=1024)
 def _mode(pattern: str, extract: bool) -> str:
     """How a pattern runs: ``re2``, ``re2-filter`` (RE2 preselects, Python extracts) or ``python``."""
-    key = (pattern, extract)
-    if key not in _MODES:
-        _MODES[key] = _find_mode(pattern, extract)
-    return _MODES[key]
-
-
-def _find_mode(pattern: str, extract: bool) -> str:
     if not pattern.isascii() or any(text in pattern for text in _RE2_DIFFERENT):
         return "python"
     probe = pa.array([""], pa.string())
@@ -500,6 +492,8 @@ def python_rows(messages: pa.ChunkedArray) -> pa.Array:
             masks.append(pc.match_substring_regex(chunk, _PYTHON_ROWS).to_numpy(False))
             continue
         n = len(chunk)
+        if n == 0:
+            continue
         offsets = np.frombuffer(chunk.buffers()[1], np.int32)[chunk.offset : chunk.offset + n + 1]
         data = chunk.buffers()[2]
         raw = (
