@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import pytest
 
 from tests.query.memsource import MemorySource
+from vigil.query.errors import RenderError
 from vigil.query.evaluator import evaluate_target, make_context
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.series import Series
 from vigil.query.timeparse import parse_interval
 

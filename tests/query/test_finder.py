@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.query.memsource import MemorySource
+from vigil.query.errors import RenderError
 from vigil.query.finder import expand_metrics, find_metrics, metric_index
-from vigil.query.functions.registry import RenderError
 from vigil.query.source import MetricNode
 
 BRANCH = {"allowChildren": 1, "expandable": 1, "leaf": 0, "context": {}}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.query.functions.registry import RenderError
+from vigil.query.errors import RenderError
 from vigil.query.grammar import (
     MAX_DEPTH,
     Boolean,

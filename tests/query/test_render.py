@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.query.memsource import MemorySource
-from vigil.query.functions.registry import RenderError
+from vigil.query.errors import RenderError
 from vigil.query.render import (
     RenderRequest,
     consolidate,

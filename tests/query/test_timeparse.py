@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.query.functions.registry import RenderError
+from vigil.query.errors import RenderError
 from vigil.query.timeparse import parse_interval, parse_time, parse_timezone
 
 NOW = 1_700_000_000  # Tuesday 2023-11-14 22:13:20 UTC

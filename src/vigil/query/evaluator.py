@@ -15,8 +15,9 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from vigil.query.errors import RenderError
 from vigil.query.functions import FUNCTIONS
-from vigil.query.functions.registry import FunctionSpec, Param, RenderContext, RenderError
+from vigil.query.functions.registry import FunctionSpec, Param, RenderContext
 from vigil.query.grammar import Call, Expr, Literal, NoneLiteral, Path, parse, render
 from vigil.query.series import Series
 from vigil.query.source import SeriesSource

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from vigil.query.functions.registry import RenderError
+from vigil.query.errors import RenderError
 from vigil.query.source import MetricNode, SeriesSource
 
 FIND_FORMATS = ("treejson", "completer")

@@ -36,7 +36,7 @@ import math
 import re
 from typing import NoReturn
 
-from vigil.query.functions.registry import RenderError
+from vigil.query.errors import RenderError
 
 MAX_DEPTH = 64
 """How deeply calls may nest; deeper targets are refused rather than overflowing the stack."""

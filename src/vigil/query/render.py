@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from vigil.query.errors import RenderError
 from vigil.query.evaluator import evaluate_target, make_context
-from vigil.query.functions.registry import RenderError
 from vigil.query.series import FloatArray, Series
 from vigil.query.source import SeriesSource
 from vigil.query.timeparse import UTC, parse_time, parse_timezone

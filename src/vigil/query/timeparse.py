@@ -23,7 +23,7 @@ import datetime as dt
 import re
 import zoneinfo
 
-from vigil.query.functions.registry import RenderError
+from vigil.query.errors import RenderError
 
 UTC = dt.UTC
 

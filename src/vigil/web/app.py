@@ -22,8 +22,8 @@ from starlette.routing import Route
 from vigil import __version__
 from vigil.ingest.logstage import LogIngest
 from vigil.query import finder
+from vigil.query.errors import RenderError
 from vigil.query.functions import FUNCTIONS
-from vigil.query.functions.registry import RenderError
 from vigil.query.render import RenderRequest, render
 from vigil.query.tail import TailHub
 from vigil.query.timeparse import parse_time

@@ -20,8 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-# timeparse cannot be the first of vigil.query imported (circular import through functions).
-import vigil.query.functions  # noqa: F401
 from vigil.cube.backfill import Backfill
 from vigil.cube.rules import RuleBook
 from vigil.query.timeparse import parse_time

@@ -32,8 +32,9 @@ import numpy as np
 import pytest
 
 from tests.query.memsource import MemorySource
+from vigil.query.errors import RenderError
 from vigil.query.functions import FUNCTIONS
-from vigil.query.functions.registry import Collector, RenderContext, RenderError
+from vigil.query.functions.registry import Collector, RenderContext
 from vigil.query.series import Series
 
 GOLDEN = Path(__file__).parent / "golden"

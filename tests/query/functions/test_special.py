@@ -23,8 +23,9 @@ from tests.query.functions.golden_cases import (
     run_case,
 )
 from tests.query.memsource import MemorySource
+from vigil.query.errors import RenderError
 from vigil.query.functions import FUNCTIONS, special
-from vigil.query.functions.registry import RenderContext, RenderError
+from vigil.query.functions.registry import RenderContext
 from vigil.query.series import Series
 from vigil.query.source import Event
 

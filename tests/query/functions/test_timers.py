@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.query.memsource import MemorySource
-from vigil.query.functions.registry import RenderContext, RenderError
+from vigil.query.errors import RenderError
+from vigil.query.functions.registry import RenderContext
 from vigil.query.functions.timers import timer_percentile
 
 

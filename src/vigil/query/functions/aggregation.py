@@ -24,8 +24,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.filter import AGGREGATIONS, AggFunc, first
-from vigil.query.functions.registry import RenderError
 from vigil.query.series import FloatArray, Series
 
 # What ``consolidateBy`` accepts: how one series is squeezed to a coarser step.

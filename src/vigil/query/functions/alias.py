@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.filter import AGGREGATIONS, SERIES, aggregation
 from vigil.query.functions.nodes import node_value
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.series import FloatArray, Series
 
 collect = Collector()

@@ -14,16 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.aggregation import normalize, reduce_rows
 from vigil.query.functions.filter import aggregation
 from vigil.query.functions.nodes import node_value
-from vigil.query.functions.registry import (
-    Collector,
-    Param,
-    RenderContext,
-    RenderError,
-    format_number,
-)
+from vigil.query.functions.registry import Collector, Param, RenderContext, format_number
 from vigil.query.grammar import String, render
 from vigil.query.series import FloatArray, Series
 

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.errors import RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.series import FloatArray, Series
 
 collect = Collector()

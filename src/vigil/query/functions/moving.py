@@ -18,9 +18,10 @@ import dataclasses
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.aggregation import reduce_rows
 from vigil.query.functions.filter import AggFunc, aggregation
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.functions.transform import derived, reevaluate
 from vigil.query.grammar import String, render
 from vigil.query.series import FloatArray, Series

@@ -50,10 +50,6 @@ def format_number(value: float) -> str:
     return repr(number)
 
 
-class RenderError(ValueError):
-    """A user error in a render request; the API answers 400 with this message."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Param:
     """One declared parameter of a render function."""

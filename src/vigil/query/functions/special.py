@@ -20,15 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.combine import aggregate
 from vigil.query.functions.filter import SERIES
-from vigil.query.functions.registry import (
-    Collector,
-    Param,
-    RenderContext,
-    RenderError,
-    format_number,
-)
+from vigil.query.functions.registry import Collector, Param, RenderContext, format_number
 from vigil.query.series import FloatArray, Series, parse_tags
 
 collect = Collector()

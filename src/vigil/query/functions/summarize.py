@@ -13,9 +13,10 @@ import datetime as dt
 
 import numpy as np
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.aggregation import reduce_rows
 from vigil.query.functions.filter import AggFunc, aggregation
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.functions.transform import derived, reevaluate
 from vigil.query.series import FloatArray, Series
 from vigil.query.timeparse import parse_interval

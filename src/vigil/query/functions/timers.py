@@ -9,7 +9,8 @@ hosts and any resolution.
 
 from __future__ import annotations
 
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.errors import RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.series import Series
 
 collect = Collector()

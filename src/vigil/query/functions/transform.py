@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from vigil.query.errors import RenderError
 from vigil.query.functions.aggregation import CONSOLIDATIONS
-from vigil.query.functions.registry import Collector, Param, RenderContext, RenderError
+from vigil.query.functions.registry import Collector, Param, RenderContext
 from vigil.query.series import FloatArray, Series
 from vigil.query.timeparse import parse_interval
 
