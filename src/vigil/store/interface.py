@@ -16,7 +16,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -63,6 +63,43 @@ class CubeStorage(Protocol):
         ...
 
 
+class ErrorStorage(Protocol):
+    """Error groups: occurrences by fingerprint, with merges a user made.
+
+    ``ValueError`` is the caller's mistake (an unknown id), ``StorageError``
+    the engine's. Time bounds are epoch ms, start inclusive, end exclusive.
+    """
+
+    def write(self, occurrences: pa.Table) -> None:
+        """Store the rows of ``cube.fingerprint.errors_of``."""
+        ...
+
+    def groups(
+        self,
+        start_ms: int,
+        end_ms: int,
+        filters: dict[str, str] | None = None,
+        buckets: int = 30,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Groups with occurrences in the range, most first."""
+        ...
+
+    def group(
+        self, id: str, start_ms: int, end_ms: int, buckets: int = 30
+    ) -> dict[str, Any] | None:
+        """One group with its sample, or ``None``."""
+        ...
+
+    def merge(self, ids: list[str]) -> str:
+        """Merge groups into the first; returns its id."""
+        ...
+
+    def split(self, id: str, fingerprint: str) -> None:
+        """Take a fingerprint out of a group."""
+        ...
+
+
 class Storage(SeriesSource, Protocol):
     """A point, log and event store: the query layer's ``SeriesSource`` plus writes."""
 
@@ -74,6 +111,11 @@ class Storage(SeriesSource, Protocol):
     @property
     def cube(self) -> CubeStorage:
         """The cube kept from the log entries of this store."""
+        ...
+
+    @property
+    def errors(self) -> ErrorStorage:
+        """The error groups of this store."""
         ...
 
     def write_points(self, batch: pa.Table) -> None:

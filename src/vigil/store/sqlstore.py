@@ -22,8 +22,9 @@ from vigil.query.cubequery import STEPS as CUBE_STEPS
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
-from vigil.store import cubepaths, cubestore, decimal, logstore, schema
+from vigil.store import cubepaths, cubestore, decimal, errorstore, logstore, schema
 from vigil.store.cubestore import CubeStore
+from vigil.store.errorstore import ErrorStore
 from vigil.store.interface import QueryLimitError, StorageError
 from vigil.store.logstore import LogStore
 from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
@@ -127,6 +128,7 @@ class SqlStore:
             *schema.create_statements(policy),
             logstore.CREATE,
             *cubestore.create_statements(cube),
+            *errorstore.CREATE_STATEMENTS,
         ]:
             self._conn().execute(stmt)
         for table in schema.stored_tables(policy):  # tables made by an older version too
@@ -134,6 +136,10 @@ class SqlStore:
                 f"ALTER TABLE {DB}.{table} MODIFY SETTING {schema.MERGE_TREE_OPTIONS}"
             )
         self.cube = CubeStore(self._query)
+        self.errors = ErrorStore(
+            self._query,
+            lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "errors"),
+        )
         self.logs = LogStore(
             self._query,
             lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "log entries"),
@@ -501,15 +507,18 @@ class SqlStore:
         return dropped
 
     def _sweep_logs(self, now: int) -> int:
-        sql = (
-            "SELECT DISTINCT partition FROM system.parts"
-            f" WHERE database = '{DB}' AND active AND table = 'logs'"
-        )
-        days = [str(p) for (p,) in _rows(self._query(sql))]
-        expired = self.logs.expired_partitions(now, days)
-        for day in expired:
-            self._conn().execute(f"ALTER TABLE {logstore.TABLE} DROP PARTITION {sql_string(day)}")
-        return len(expired)
+        """Drop days of log entries, and of error occurrences, past the log retention."""
+        dropped = 0
+        for table in ("logs", "error_occurrences"):
+            sql = (
+                "SELECT DISTINCT partition FROM system.parts"
+                f" WHERE database = '{DB}' AND active AND table = '{table}'"
+            )
+            days = [str(p) for (p,) in _rows(self._query(sql))]
+            for day in self.logs.expired_partitions(now, days):
+                self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION {sql_string(day)}")
+                dropped += 1
+        return dropped
 
     def compact(self) -> list[str]:
         """Merge every table's parts now (``OPTIMIZE ... FINAL``); returns the tables merged.

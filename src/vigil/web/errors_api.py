@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
@@ -28,49 +28,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-import vigil.query.functions  # noqa: F401 - before timeparse: the two import each other
 from vigil.query.timeparse import parse_time
-from vigil.store.interface import StorageError
+from vigil.store.interface import ErrorStorage, StorageError
 
 FILTER_FIELDS = ("app", "host", "dc", "cluster")
 DEFAULT_FROM = "-24h"
 
 
-class ErrorGroups(Protocol):
-    """What the API needs of an error store (``vigil.store.errorstore.ErrorStore``).
-
-    Calls block (the API runs them in a thread); ``ValueError`` is the
-    caller's mistake, ``StorageError`` the engine's.
-    """
-
-    def groups(
-        self,
-        start_ms: int,
-        end_ms: int,
-        filters: dict[str, str] | None = None,
-        buckets: int = 30,
-        limit: int = 100,
-    ) -> list[dict[str, Any]]:
-        """Groups with occurrences in the range, most first."""
-        ...
-
-    def group(
-        self, id: str, start_ms: int, end_ms: int, buckets: int = 30
-    ) -> dict[str, Any] | None:
-        """One group with its sample, or ``None``."""
-        ...
-
-    def merge(self, ids: list[str]) -> str:
-        """Merge groups into the first; returns its id."""
-        ...
-
-    def split(self, id: str, fingerprint: str) -> None:
-        """Take a fingerprint out of a group."""
-        ...
-
-
 class _BadRequest(ValueError):
-    pass
+    """A request the API cannot take; answered 400 with its message."""
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -112,7 +78,7 @@ async def _body(request: Request) -> dict[str, Any]:
     return doc
 
 
-def error_routes(errors: ErrorGroups, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
+def error_routes(errors: ErrorStorage, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
     """The routes of the error groups API over an error store."""
 
     async def answer(work: Callable[[], Any]) -> Response:
