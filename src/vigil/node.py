@@ -19,6 +19,9 @@ from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
 from vigil.bus.metrics import register_bus_metrics
 from vigil.bus.spool import Spool
+from vigil.cube.backfill import Backfill
+from vigil.cube.rules import RuleBook
+from vigil.cube.stage import CubeStage
 from vigil.ingest.logstage import LogIngest
 from vigil.ingest.stage import IngestStage
 from vigil.query.tail import TailHub
@@ -56,6 +59,7 @@ class Node:
                 "tail_overflow = 'spill': a live tail does not replay; drop instead"
             )
         self.forward_overflow = _overflow("forward_overflow", settings.bus.forward_overflow)
+        self.cube_overflow = _overflow("cube_overflow", settings.bus.cube_overflow)
         try:
             self.forward_to = (
                 parse_address(settings.bus.forward_graphite, "forward_graphite"),
@@ -102,6 +106,19 @@ class Node:
         self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
         self._spawn(self._write_selfmetrics())
         tail = self.bus.add(Destination("tail", s.bus.tail_queue_bytes, self.tail_overflow))
+        cube = self.bus.add(
+            await self._destination(
+                "cube", s.bus.cube_queue_bytes, self.cube_overflow, s.bus.cube_spool_bytes
+            )
+        )
+        rules_file = Path(s.store.extract_rules_file) if s.store.extract_rules_file else None
+        self.rules = RuleBook(rules_file, self.data_dir / "rules")
+        for problem in self.rules.errors:
+            log.warning("extraction rule %s: %s", problem["rule"], problem["error"])
+        self.backfill = Backfill(
+            self.rules, self.storage.logs.read_lines, self.storage.write_points
+        )
+        self._spawn(CubeStage(cube, self.storage, self.rules, self.bus, self.telemetry).run())
         if any(self.forward_to):
             forward = self.bus.add(
                 await self._destination(
@@ -150,6 +167,7 @@ class Node:
             node=self,
             log_ingest=self.logs,
             tail=self.tail,
+            rules=(self.rules, self.backfill),
             max_body_bytes=s.ingest.log_max_body_bytes,
         )
         config = uvicorn.Config(

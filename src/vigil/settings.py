@@ -106,6 +106,9 @@ class BusSettings:
         "spill", "When the forward buffer is full (see store_overflow)."
     )
     forward_spool_bytes: int = setting(1 << 30, "Disk spool cap of the forward destination.")
+    cube_queue_bytes: int = setting(64 << 20, "Memory buffer of the cube destination.")
+    cube_overflow: str = setting("spill", "When the cube buffer is full (see store_overflow).")
+    cube_spool_bytes: int = setting(1 << 30, "Disk spool cap of the cube destination.")
     tail_subscriber_entries: int = setting(
         10_000, "Entries buffered per live-tail subscriber; beyond it they are skipped."
     )
@@ -127,6 +130,9 @@ class StoreSettings:
     log_retention_days: int = setting(30, "Days of log entries kept.")
     cube: bool = setting(
         True, "Keep the cube of transactions and events as entries are stored (docs/cubes.md)."
+    )
+    extract_rules_file: str = setting(
+        "", "TOML file of extraction rules turning log lines into metrics (docs/rules.md)."
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from vigil.model import logs_from_rows
+from vigil.model import LOGS_SCHEMA, logs_from_rows
 from vigil.query.logquery import LogQuery, LogQueryError, decode_cursor, parse_words
 from vigil.store.chdb_engine import open_embedded
 from vigil.store.retention import StoragePolicy
@@ -118,3 +118,10 @@ def test_retention_drops_old_days(store: SqlStore) -> None:
     assert store.sweep_retention(T0 // 1000) >= 1
     assert store.logs.count(old, old + 1) == 0
     assert store.logs.count(T0, T0 + 1000) == 1
+
+
+def test_read_lines_gives_a_log_batch_of_line_entries(store: SqlStore) -> None:
+    batch = store.logs.read_lines(T0, T0 + 10_000)
+    assert batch.schema.equals(LOGS_SCHEMA)
+    assert batch.column("kind").to_pylist() == ["line"] * 6  # i % 3 != 0 among i < 10
+    assert batch.column("message").to_pylist()[0] == "request 1 served"

@@ -54,6 +54,10 @@ class LogStorage(Protocol):
         """Entries stored in ``[start_ms, end_ms)``."""
         ...
 
+    def read_lines(self, start_ms: int, end_ms: int) -> pa.Table:
+        """Every ``line`` entry in ``[start_ms, end_ms)``, oldest first, as a log batch."""
+        ...
+
 
 class CubeStorage(Protocol):
     """The cube of transactions and events, kept by the engine as entries are stored."""

@@ -162,6 +162,20 @@ class LogStore:
             "after": entries_of(self._query(after)),
         }
 
+    def read_lines(self, start_ms: int, end_ms: int) -> pa.Table:
+        """Every ``line`` entry in ``[start_ms, end_ms)`` as a ``LOGS_SCHEMA`` batch (backfills).
+
+        Reads by time only, without the search guards: callers slice a long
+        range into short ones.
+        """
+        sql = (
+            f"SELECT {_COLUMNS} FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"
+            " AND kind = 'line' ORDER BY ts, uid"
+        )
+        result = self._query(sql)
+        columns = [result.column(f.name).cast(f.type) for f in LOGS_SCHEMA]
+        return pa.Table.from_arrays(columns, schema=LOGS_SCHEMA)
+
     def count(self, start_ms: int, end_ms: int) -> int:
         """Entries stored in ``[start_ms, end_ms)`` (for tests, status and benchmarks)."""
         sql = f"SELECT count() AS n FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"

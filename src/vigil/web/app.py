@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from vigil import __version__
+from vigil.cube.backfill import Backfill
+from vigil.cube.rules import RuleBook
 from vigil.ingest.logstage import LogIngest
 from vigil.query import finder
 from vigil.query.errors import RenderError
@@ -31,8 +33,10 @@ from vigil.settings import QuerySettings
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
 from vigil.web.cube_api import cube_routes
+from vigil.web.errors_api import error_routes
 from vigil.web.graphite_events import EventError, event_json, parse_event
 from vigil.web.logs_api import log_routes
+from vigil.web.rules_api import rule_routes
 
 GRAPHITE_VERSION = "1.1.10"  # the graphite-web API level we answer as (Grafana reads it)
 
@@ -83,6 +87,7 @@ def create_app(
     log_ingest: LogIngest | None = None,
     tail: TailHub | None = None,
     max_body_bytes: int = 64 << 20,
+    rules: tuple[RuleBook, Backfill] | None = None,
 ) -> Starlette:
     """The ASGI application of one node."""
 
@@ -236,5 +241,7 @@ def create_app(
         Route("/api/compact", compact_view, methods=["POST"]),
         *log_routes(storage, log_ingest, tail, max_body_bytes, clock),
         *cube_routes(storage, clock),
+        *error_routes(storage.errors, clock),
+        *(rule_routes(*rules, clock) if rules is not None else []),
     ]
     return Starlette(routes=routes)
