@@ -180,6 +180,36 @@ def test_logs_import_then_search_from_the_cli(server: Server, tmp_path: Path) ->
     assert missing.returncode == 1 and "until must be after from" in missing.stderr
 
 
+def test_cube_and_errors_from_the_cli(server: Server) -> None:
+    now = time.time()
+    lines = b"".join(
+        json.dumps({"ts": now, "kind": "end", "host": f"api{i % 2}", "app": "billing",
+                    "name": "charge", "id": f"c{i}", "status": 502 if i % 4 == 0 else 0,
+                    "duration_ms": 5.0 + i,
+                    "message": "upstream 10.0.0.7 refused" if i % 4 == 0 else ""}).encode() + b"\n"
+        for i in range(8)
+    )  # fmt: skip
+    with socket.create_connection(("127.0.0.1", server.ports["eventlog"])) as sock:
+        sock.sendall(lines)
+        sock.shutdown(socket.SHUT_WR)
+        while sock.recv(65536):
+            pass
+    where = ("--data-dir", str(server.data_dir))
+    cube = wait_for(
+        lambda: (
+            "api1"
+            in (r := vigil("cube", "--group-by", "host", "--where", "app=billing", *where)).stdout
+            and r
+        )
+    )
+    assert cube, "cube rows never showed"
+    header, *rows = cube.stdout.splitlines()
+    assert header.split() == ["host", "count", "errors", "p50", "p99"]
+    assert sorted(r.split()[:3] for r in rows) == [["api0", "4", "2"], ["api1", "4", "0"]]
+    errors = wait_for(lambda: "refused" in (r := vigil("errors", "list", *where)).stdout and r)
+    assert errors and "upstream <ip> refused" in errors.stdout
+
+
 def test_status_and_compact_commands(server: Server) -> None:
     def run(command: str) -> dict[str, Any]:
         out = subprocess.run(

@@ -108,8 +108,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cu.add_argument("--json", action="store_true", help="print the API's JSON")
     _client_args(cu)
+    _rules_parser(sub)
+    _errors_parser(sub)
     sub.add_parser("config-docs", help="print the configuration reference (docs/config.md)")
     return parser
+
+
+def _rules_parser(sub: Any) -> None:
+    ru = sub.add_parser("rules", help="list, add or backfill log extraction rules (docs/rules.md)")
+    rsub = ru.add_subparsers(dest="rules_command", required=True)
+    _client_args(rsub.add_parser("list", help="rules with their points and errors"))
+    add = rsub.add_parser("add", help="add rules from a TOML ([[rule]]) or JSON file")
+    add.add_argument("file", help="rules file")
+    _client_args(add)
+    bf = rsub.add_parser("backfill", help="apply a rule to stored log lines, with progress")
+    bf.add_argument("name", help="rule name")
+    bf.add_argument("--from", dest="from_", metavar="FROM", default="-1d", help="start (-1d)")
+    bf.add_argument("--until", default="now", help="end (default: now)")
+    bf.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _client_args(bf)
+
+
+def _errors_parser(sub: Any) -> None:
+    er = sub.add_parser("errors", help="error groups: list, show, merge, split")
+    esub = er.add_subparsers(dest="errors_command", required=True)
+    ls = esub.add_parser("list", help="groups with occurrences in a time range, most first")
+    ls.add_argument("--from", dest="from_", metavar="FROM", default="-24h", help="start (-24h)")
+    ls.add_argument("--until", default="now", help="end (default: now)")
+    ls.add_argument("--app", help="only this application")
+    ls.add_argument("--host", help="only this host")
+    _client_args(ls)
+    show = esub.add_parser("show", help="one group with its latest sample and stack")
+    show.add_argument("id")
+    show.add_argument("--from", dest="from_", metavar="FROM", default="-7d", help="start (-7d)")
+    _client_args(show)
+    merge = esub.add_parser("merge", help="merge groups into the first (sticks)")
+    merge.add_argument("ids", nargs="+")
+    _client_args(merge)
+    split = esub.add_parser("split", help="take a fingerprint out of a group")
+    split.add_argument("id")
+    split.add_argument("fingerprint")
+    _client_args(split)
 
 
 def _logs_parser(sub: Any) -> None:
@@ -231,6 +270,43 @@ def _logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules(args: argparse.Namespace) -> int:
+    from vigil.cube import backfill
+
+    url = _server_url(args)
+    if args.rules_command == "list":
+        return backfill.cli_list(url)
+    if args.rules_command == "add":
+        return backfill.cli_add(url, args.file)
+    return backfill.cli_backfill(url, args.name, args.from_, args.until, not args.no_progress)
+
+
+def _errors(args: argparse.Namespace) -> int:
+    url = _server_url(args) + "/api/errors"
+    if args.errors_command == "list":
+        params = {"from": args.from_, "until": args.until}
+        params.update({k: v for k in ("app", "host") if (v := getattr(args, k))})
+        r = httpx.get(url, params=params, timeout=60)
+    elif args.errors_command == "show":
+        r = httpx.get(f"{url}/{args.id}", params={"from": args.from_}, timeout=60)
+    elif args.errors_command == "merge":
+        r = httpx.post(f"{url}/merge", json={"ids": args.ids}, timeout=60)
+    else:
+        r = httpx.post(f"{url}/{args.id}/split", json={"fingerprint": args.fingerprint}, timeout=60)
+    doc = r.json()
+    if r.status_code >= 400:
+        print(f"vigil: {doc.get('error', r.text)}", file=sys.stderr)
+        return 1
+    if args.errors_command != "list":
+        print(json.dumps(doc, indent=1))
+        return 0
+    for g in doc["groups"]:
+        seen = time.strftime("%Y-%m-%d %H:%M", time.gmtime(g["last_seen"]))
+        hosts = ",".join(g["hosts"][:3]) + ("..." if len(g["hosts"]) > 3 else "")
+        print(f"{g['id']}  {g['count']:>7}  last {seen}  {hosts:<30}  {g['title']}")
+    return 0
+
+
 def _cube(args: argparse.Namespace) -> int:
     params: list[tuple[str, str | int | float | bool | None]] = [
         ("from", args.from_), ("until", args.until), ("measures", args.measures),
@@ -298,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         "compact": _compact,
         "logs": _logs,
         "cube": _cube,
+        "rules": _rules,
+        "errors": _errors,
     }
     try:
         return commands[args.command](args)
