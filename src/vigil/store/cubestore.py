@@ -166,15 +166,11 @@ def _rows(
 ) -> list[list[Any]]:
     """Result rows laid out as ``q``'s columns; totals leave dropped dimensions null."""
     values = measure_values(t, q.measures)
-    group_cols = {d: t.column(d).to_pylist() for d in dims}
-    buckets = t.column("bucket").to_pylist() if q.step else None
-    out = []
-    for i in range(t.num_rows):
-        row: list[Any] = [buckets[i]] if buckets is not None else []
-        row += [group_cols[d][i] if d in group_cols else None for d in q.group_by]
-        row += [values[m][i] for m in q.measures]
-        out.append(row)
-    return out
+    n = t.num_rows
+    columns: list[list[Any]] = [t.column("bucket").to_pylist()] if q.step else []
+    columns += [t.column(d).to_pylist() if d in dims else [None] * n for d in q.group_by]
+    columns += [values[m] for m in q.measures]
+    return [list(row) for row in zip(*columns)]
 
 
 def measure_values(t: pa.Table, measures: Sequence[str]) -> dict[str, list[float | None]]:
