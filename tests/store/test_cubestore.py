@@ -102,6 +102,13 @@ def test_time_series_per_step(store: SqlStore) -> None:
     assert result.rows == [[first, 100], [first + 600, 150], [first + 1200, 50]]
 
 
+def test_a_range_is_read_in_whole_buckets_of_the_coarsest_fitting_table() -> None:
+    day = CubeQuery(1_000_000_123, 1_000_000_123 + 86_400)  # "-24h": not whole hours
+    assert day.table_step == 3600 and day.bounds == (999_997_200, 1_000_087_200)
+    assert CubeQuery(0, 600).table_step == 10 and CubeQuery(0, 3600).table_step == 60
+    assert CubeQuery(0, 86_400, step=7200).table_step == 3600
+
+
 def test_bad_queries_name_the_problem() -> None:
     with pytest.raises(CubeQueryError, match="unknown measure 'p42'"):
         CubeQuery(0, 10, measures=("p42",))
@@ -208,8 +215,9 @@ def test_cube_measures_are_graphite_paths(store: SqlStore) -> None:
 def test_retention_drops_old_cube_days(store: SqlStore) -> None:
     old = T0 - 30 * 86400  # past the 10 s cube's 7 days, within the 1 min cube's 90
     store.logs.write(logs_from_rows([{"ts": old * 1000, "uid": 77, "kind": "end", "id": "o"}]))
-    q10 = CubeQuery(old - old % 10, old - old % 10 + 10, measures=("count",))
-    q60 = CubeQuery(old - old % 60, old - old % 60 + 60, measures=("count",))
-    assert store.cube.query(q10).rows == [[1]] and store.cube.query(q60).rows == [[1]]
+    q10 = CubeQuery(old - old % 10, old - old % 10 + 10, measures=("count",), step=10)
+    q60 = CubeQuery(old - old % 60, old - old % 60 + 60, measures=("count",), step=60)
+    assert store.cube.query(q10).rows == [[old - old % 10, 1]]
+    assert store.cube.query(q60).rows == [[old - old % 60, 1]]
     store.sweep_retention(T0)
-    assert store.cube.query(q10).rows == [] and store.cube.query(q60).rows == [[1]]
+    assert store.cube.query(q10).rows == [] and store.cube.query(q60).rows == [[old - old % 60, 1]]

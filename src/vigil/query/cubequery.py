@@ -25,6 +25,9 @@ MEASURES = ("count", "errors", "error_rate", "transactions", "sum", "avg", "min"
 # The steps the engine keeps, finest first.
 STEPS = (10, 60, 3600)
 MAX_ROWS = 200_000
+# A range is read from a table with at least this many buckets in it, so that
+# widening it to whole buckets changes it by at most a twelfth.
+MIN_BUCKETS = 12
 
 
 class CubeQueryError(ValueError):
@@ -62,9 +65,23 @@ class CubeQuery:
 
     @property
     def table_step(self) -> int:
-        """The coarsest kept step that divides the asked one (the whole range: its span)."""
-        span = self.step or (self.end - self.start)
-        return max((s for s in STEPS if span % s == 0 and s <= span), default=STEPS[0])
+        """The step of the table to read.
+
+        With ``step``: the coarsest kept step that divides it. Without (one row
+        per group over the range): the coarsest kept step that still splits
+        the range into at least ``MIN_BUCKETS`` buckets; the range is then
+        read in whole buckets of that step (``bounds``).
+        """
+        if self.step:
+            return max((s for s in STEPS if self.step % s == 0), default=STEPS[0])
+        span = self.end - self.start
+        return max((s for s in STEPS if span >= MIN_BUCKETS * s), default=STEPS[0])
+
+    @property
+    def bounds(self) -> tuple[int, int]:
+        """The range read: ``[start, end)`` widened to whole buckets of ``table_step``."""
+        step = self.table_step
+        return self.start - self.start % step, -(-self.end // step) * step
 
     def hierarchy_levels(self) -> list[tuple[str, ...]]:
         """The group-by of each row level: the full one, then (with ``rollup``) totals.

@@ -126,8 +126,8 @@ class CubeStore:
     def _level(self, q: CubeQuery, dims: tuple[str, ...]) -> list[list[Any]]:
         """Rows grouped by ``dims``: group columns as ``q.group_by`` lays them out, then measures."""
         step = q.table_step
-        start = q.start - q.start % step
-        conds = [f"ts >= toDateTime({start})", f"ts < toDateTime({q.end})"]
+        start, end = q.bounds
+        conds = [f"ts >= toDateTime({start})", f"ts < toDateTime({end})"]
         for field, values in q.filters.items():
             if field == "status":
                 conds.append(f"status IN ({', '.join(str(int(v)) for v in values)})")
