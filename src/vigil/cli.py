@@ -251,10 +251,8 @@ def _logs(args: argparse.Namespace) -> int:
         params += [(field, v) for v in getattr(args, field) or ()]
     if args.cursor:
         params.append(("cursor", args.cursor))
-    r = httpx.get(f"{_server_url(args)}/api/logs/search", params=params, timeout=60)
-    doc = r.json()
-    if r.status_code >= 400:
-        print(f"vigil: {doc.get('error', r.text)}", file=sys.stderr)
+    doc = _get_json(args, "/api/logs/search", params)
+    if doc is None:
         return 1
     if args.json:
         print(json.dumps(doc, indent=1))
@@ -268,6 +266,18 @@ def _logs(args: argparse.Namespace) -> int:
     if doc["next_cursor"]:
         print(f"-- more: --cursor {doc['next_cursor']}", file=sys.stderr)
     return 0
+
+
+def _get_json(
+    args: argparse.Namespace, path: str, params: list[tuple[str, str | int | float | bool | None]]
+) -> Any:
+    """The node's JSON answer to ``GET path``, or None after printing its error."""
+    r = httpx.get(f"{_server_url(args)}{path}", params=params, timeout=120)
+    doc = r.json()
+    if r.status_code >= 400:
+        print(f"vigil: {doc.get('error', r.text)}", file=sys.stderr)
+        return None
+    return doc
 
 
 def _rules(args: argparse.Namespace) -> int:
@@ -320,10 +330,8 @@ def _cube(args: argparse.Namespace) -> int:
             print(f"vigil: --where {where!r}: expected DIM=VALUE", file=sys.stderr)
             return 2
         params.append((dim, value))
-    r = httpx.get(f"{_server_url(args)}/api/cube", params=params, timeout=120)
-    doc = r.json()
-    if r.status_code >= 400:
-        print(f"vigil: {doc.get('error', r.text)}", file=sys.stderr)
+    doc = _get_json(args, "/api/cube", params)
+    if doc is None:
         return 1
     if args.json:
         print(json.dumps(doc, indent=1))

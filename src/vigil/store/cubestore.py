@@ -29,7 +29,7 @@ from vigil.query.cubequery import (
     CubeResult,
 )
 from vigil.sketch import KEY_BIAS, MAPPING, grouped_quantiles
-from vigil.store.schema import MERGE_TREE_SETTINGS
+from vigil.store.schema import MERGE_TREE_SETTINGS, in_conditions
 
 DB = "vigil"
 _DIMS = "dc, cluster, host, app, type, name, status"
@@ -100,10 +100,6 @@ def create_statements(enabled: bool = True) -> list[str]:
     return stmts
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 class CubeStore:
     """Queries of the cube tables over the engine connections of a ``SqlStore``."""
 
@@ -128,11 +124,7 @@ class CubeStore:
         step = q.table_step
         start, end = q.bounds
         conds = [f"ts >= toDateTime({start})", f"ts < toDateTime({end})"]
-        for field, values in q.filters.items():
-            if field == "status":
-                conds.append(f"status IN ({', '.join(str(int(v)) for v in values)})")
-            else:
-                conds.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
+        conds += in_conditions(q.filters)
         keys = list(dims)
         if q.step:
             keys.insert(0, f"toUInt32(intDiv(toUInt32(ts), {q.step}) * {q.step}) AS bucket")

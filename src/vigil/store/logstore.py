@@ -25,7 +25,7 @@ import pyarrow as pa
 from vigil.model import LOGS_SCHEMA, entries_of
 from vigil.query.logquery import LogPage, LogQuery, LogQueryError, encode_cursor
 from vigil.store.interface import StorageError
-from vigil.store.schema import MERGE_TREE_SETTINGS
+from vigil.store.schema import MERGE_TREE_SETTINGS, in_conditions, sql_string
 
 DB = "vigil"
 TABLE = f"{DB}.logs"
@@ -46,10 +46,6 @@ _COLUMNS = ", ".join(f.name for f in LOGS_SCHEMA)
 # Engine error codes of the guards: TOO_MANY_ROWS, INDEX_NOT_USED.
 _TOO_MANY_ROWS = "Code: 158"
 _INDEX_NOT_USED = "Code: 277"
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _ms(ms: int) -> str:
@@ -100,14 +96,10 @@ class LogStore:
     def search(self, q: LogQuery) -> LogPage:
         """One page of entries matching ``q``, newest first."""
         conds = [f"ts >= {_ms(q.start_ms)}", f"ts < {_ms(q.end_ms)}"]
-        for field, values in q.filters.items():
-            if field == "status":
-                conds.append(f"status IN ({', '.join(str(int(v)) for v in values)})")
-            else:
-                conds.append(f"{field} IN ({', '.join(_quote(v) for v in values)})")
+        conds += in_conditions(q.filters)
         # Case-insensitive, as the index holds the lower-cased message's tokens.
-        conds += [f"hasToken(lowerUTF8(message), {_quote(w.lower())})" for w in q.words]
-        conds += [f"positionCaseInsensitiveUTF8(message, {_quote(p)}) > 0" for p in q.phrases]
+        conds += [f"hasToken(lowerUTF8(message), {sql_string(w.lower())})" for w in q.words]
+        conds += [f"positionCaseInsensitiveUTF8(message, {sql_string(p)}) > 0" for p in q.phrases]
         if q.cursor is not None:
             ts_ms, uid = q.cursor
             conds.append(f"(ts, uid) < ({_ms(ts_ms)}, toUInt64({uid}))")
@@ -146,7 +138,7 @@ class LogStore:
     def context(self, entry: dict[str, Any], n: int) -> dict[str, list[dict[str, Any]]]:
         """The ``n`` entries of the same host and app before and after ``entry``."""
         ts_ms, uid = round(entry["ts"] * 1000), int(entry["uid"])
-        same = f"host = {_quote(entry['host'])} AND app = {_quote(entry['app'])}"
+        same = f"host = {sql_string(entry['host'])} AND app = {sql_string(entry['app'])}"
         here = f"({_ms(ts_ms)}, toUInt64({uid}))"
         hour = 3_600_000
         before = (

@@ -29,6 +29,17 @@ def sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def in_conditions(filters: dict[str, tuple[str, ...]]) -> list[str]:
+    """``field IN (...)`` per filter, ``status`` as integers, the rest as strings."""
+    conds = []
+    for field, values in filters.items():
+        if field == "status":
+            conds.append(f"status IN ({', '.join(str(int(v)) for v in values)})")
+        else:
+            conds.append(f"{field} IN ({', '.join(sql_string(v) for v in values)})")
+    return conds
+
+
 # Merged-away parts are deleted after this many seconds (ClickHouse keeps them
 # 8 minutes by default, which doubles the disk use of a busy store for that
 # long), by a cleanup that runs every few seconds (by default it backs off to
