@@ -101,3 +101,10 @@ def test_vectorised_parser_agrees_with_the_reference(batch: list[bytes]) -> None
     good = [dict(zip(("path", "ts", "value"), p)) for p in expected if not isinstance(p, Reject)]
     assert result.points.to_pylist() == good
     assert sum(r.count for r in result.rejects) == sum(isinstance(p, Reject) for p in expected)
+
+
+def test_a_leading_byte_order_mark_is_part_of_the_first_line() -> None:
+    # Arrow's CSV reader would drop it; the reference parser keeps it (and rejects a bare one).
+    assert sum(r.count for r in parse_chunk(b"\xef\xbb\xbf\n", NOW).rejects) == 1
+    points = parse_chunk(b"\xef\xbb\xbfa 1 %d\n" % NOW, NOW).points
+    assert points.column("path").to_pylist() == ["\ufeffa"]

@@ -45,6 +45,7 @@ _OTHER_SPACE = (
     "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]"
 )
 
+_BOM = b"\xef\xbb\xbf"
 _READ = csv.ReadOptions(column_names=["path", "value", "ts"], use_threads=False, block_size=1 << 26)
 _CONVERT = csv.ConvertOptions(
     column_types={"path": pa.string(), "value": pa.float64(), "ts": pa.float64()},
@@ -124,11 +125,14 @@ def parse_chunk(chunk: bytes, now: int, rules: LineRules = DEFAULT_RULES) -> Par
 def _parse_into(
     chunk: bytes, now: int, rules: LineRules, tables: list[pa.Table], rejects: list[Reject]
 ) -> None:
-    try:
-        tables.append(_parse_fast(chunk, now, rules, rejects))
-        return
-    except pa.ArrowInvalid:
-        pass
+    # Arrow's CSV reader drops a leading byte-order mark, which the line
+    # parser counts as part of the first path: such a chunk takes the exact path.
+    if not chunk.startswith(_BOM):
+        try:
+            tables.append(_parse_fast(chunk, now, rules, rejects))
+            return
+        except pa.ArrowInvalid:
+            pass
     lines = chunk.count(b"\n")
     if lines <= LINE_BY_LINE:
         tables.append(_parse_slow(chunk, now, rules, rejects))
