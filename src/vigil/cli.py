@@ -364,13 +364,28 @@ def _entry_line(e: dict[str, Any]) -> str:
     return f"{when} {e['host']} {e['app']} {e['kind']} {what}{status}{duration} {message}".rstrip()
 
 
+def _time_values_attached(argv: list[str]) -> list[str]:
+    """``--from -1h`` as ``--from=-1h``: argparse takes a value starting with ``-`` for an option.
+
+    Graphite's relative times (``-1h``, ``-7d``) are what people type after
+    ``--from`` and ``--until``.
+    """
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in ("--from", "--until") and arg.startswith("-"):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``vigil`` command."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_time_values_attached(sys.argv[1:] if argv is None else argv))
     if args.command == "serve":
         return _serve(args)
     if args.command == "config-docs":
