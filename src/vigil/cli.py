@@ -361,7 +361,8 @@ def _entry_line(e: dict[str, Any]) -> str:
     status = f" status={e['status']}" if e["status"] else ""
     duration = f" {e['duration_ms']:g}ms" if e["duration_ms"] else ""
     message = e["message"].replace("\n", "\n    ")
-    return f"{when} {e['host']} {e['app']} {e['kind']} {what}{status}{duration} {message}".rstrip()
+    head = " ".join(x for x in (when, e["host"], e["app"], e["kind"], what) if x)
+    return f"{head}{status}{duration} {message}".rstrip()
 
 
 def _time_values_attached(argv: list[str]) -> list[str]:
