@@ -127,3 +127,15 @@ def test_cli_functions(
 def test_cli_reports_an_unreachable_node(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_list("http://127.0.0.1:9") == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_reload_reads_the_rules_file_again(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[[rule]]\nname = "a"\nmatch = "x"\nmetric = "m.a"\n')
+    book = RuleBook(rules, tmp_path / "state")
+    app = Starlette(routes=rule_routes(book, Backfill(book, lambda a, b: ENTRIES, print)))
+    with TestClient(app) as client:
+        assert [r["name"] for r in client.get("/api/rules").json()["rules"]] == ["a"]
+        rules.write_text('[[rule]]\nname = "b"\nmatch = "("\nmetric = "m.b"\n')
+        answer = client.post("/api/rules/reload").json()
+    assert answer["rules"] == [] and answer["errors"][0]["rule"] == "b"

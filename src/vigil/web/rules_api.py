@@ -73,6 +73,10 @@ def rule_routes(
     async def list_rules(request: Request) -> Response:
         return _json({"rules": book.list(), "errors": book.errors})
 
+    async def reload_rules(request: Request) -> Response:
+        await run_in_threadpool(book.reload)
+        return _json({"rules": book.list(), "errors": book.errors})
+
     async def add_rule(request: Request) -> Response:
         try:
             doc = await _body(request)
@@ -115,6 +119,7 @@ def rule_routes(
     return [
         Route("/api/rules", list_rules, methods=["GET"]),
         Route("/api/rules", add_rule, methods=["POST"]),
+        Route("/api/rules/reload", reload_rules, methods=["POST"]),
         Route("/api/rules/backfill", backfill_jobs, methods=["GET"]),
         Route("/api/rules/backfill/{job}", backfill_job, methods=["GET"]),
         Route("/api/rules/{name}", remove_rule, methods=["DELETE"]),
