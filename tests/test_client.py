@@ -1,8 +1,9 @@
 """The event-log client: entries, nesting, acks and resends.
 
-Most tests run the client against ``FakeServer``, a stand-in speaking the
-protocol of ``docs/formats/eventlog.md`` that can reject lines and drop
-connections on demand; the integration tests at the end use a real node.
+Entries, nesting and rejects are checked against a real node, read back
+through its search API. Network faults a real node does not produce on
+demand (a connection cut after N lines, an error reply mid-stream, a peer
+that never answers) use ``FaultyPeer``, a socket that plays them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ import pytest
 from vigil.client import Client
 
 
-class FakeServer:
-    """An event-log server on a free port that records what it accepts.
+class FaultyPeer:
+    """A TCP peer on a free port that speaks the ack protocol and fails on cue.
 
     ``reject`` names the reason to reject an entry (or None to accept it);
     ``drop_after`` closes each of the first ``drop_times`` connections,
@@ -102,14 +103,7 @@ class FakeServer:
             conn.close()
 
 
-@pytest.fixture
-def server() -> Iterator[FakeServer]:
-    s = FakeServer()
-    yield s
-    s.close()
-
-
-def client_for(server: FakeServer, **kwargs: Any) -> Client:
+def client_for(server: FaultyPeer, **kwargs: Any) -> Client:
     return Client(
         "127.0.0.1", server.port, source_host="web01", app="shop", flush_interval=0.01, **kwargs
     )
@@ -119,110 +113,130 @@ def by_kind(entries: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e for e in entries if e["kind"] == kind]
 
 
-def test_each_kind_carries_its_fields(server: FakeServer) -> None:
-    with client_for(server, cluster="c1", dc="ams") as c:
-        c.atomic("select cart", "SQL", 4.2, data={"rows": 3})
-        c.event("deploy", type="release", status=2, message="v1.2", data={"v": "1.2"})
-        c.heartbeat({"load": 0.5})
-        c.line("hello", severity=6)
-        assert c.flush(5)
-    atomic, event, heartbeat, line = server.entries
+async def emitted(node: Any, client: Client, count: int, app: str) -> list[dict[str, Any]]:
+    """Close ``client`` (all acked) and read back ``app``'s entries from the node, oldest first.
+
+    The node runs on this event loop, so the client's blocking calls go to a thread.
+    """
+    assert await asyncio.to_thread(client.close, 10)
+    found = await search_until(node.ports["http"], count, app=app)
+    return sorted(found, key=lambda e: int(e["uid"]))
+
+
+def client_of(node: Any, app: str, **kwargs: Any) -> Client:
+    port = node.ports["eventlog"]
+    kwargs.setdefault("source_host", "web01")
+    return Client("127.0.0.1", port, app=app, flush_interval=0.01, **kwargs)
+
+
+@pytest.mark.integration
+async def test_each_kind_carries_its_fields(node: Any) -> None:
+    c = client_of(node, "kinds", cluster="c1", dc="ams")
+    c.atomic("select cart", "SQL", 4.2, data={"rows": 3})
+    c.event("deploy", type="release", status=2, message="v1.2", data={"v": "1.2"})
+    c.heartbeat({"load": 0.5})
+    c.line("hello", severity=6)
+    entries = await emitted(node, c, 4, "kinds")
+    atomic, event, heartbeat, line = entries
     assert {k: atomic[k] for k in ("kind", "type", "name", "duration_ms", "status", "data")} == {
         "kind": "atomic",
         "type": "SQL",
         "name": "select cart",
         "duration_ms": 4.2,
         "status": 0,
-        "data": {"rows": 3},
+        "data": {"rows": "3"},  # data values are stored as text
     }
     assert (event["type"], event["status"], event["message"]) == ("release", 2, "v1.2")
-    assert heartbeat["data"] == {"load": 0.5}
+    assert heartbeat["data"] == {"load": "0.5"}
     assert (line["message"], line["severity"]) == ("hello", 6)
-    for entry in server.entries:
+    for entry in entries:
         assert (entry["host"], entry["app"], entry["cluster"], entry["dc"]) == (
             "web01",
-            "shop",
+            "kinds",
             "c1",
             "ams",
         )
         assert abs(entry["ts"] - time.time()) < 5
-        assert "parent" not in entry
+        assert entry["parent"] == ""
 
 
-def test_source_host_defaults_to_the_machine_name(server: FakeServer) -> None:
-    with Client("127.0.0.1", server.port, flush_interval=0.01) as c:
-        c.line("x")
-        assert c.flush(5)
-    assert server.entries[0]["host"] == socket.gethostname()
-    assert "cluster" not in server.entries[0]
+@pytest.mark.integration
+async def test_source_host_defaults_to_the_machine_name(node: Any) -> None:
+    c = Client("127.0.0.1", node.ports["eventlog"], app="hostname", flush_interval=0.01)
+    c.line("x")
+    (entry,) = await emitted(node, c, 1, "hostname")
+    assert entry["host"] == socket.gethostname()
+    assert entry["cluster"] == ""
 
 
-def test_transactions_nest_by_id(server: FakeServer) -> None:
-    with client_for(server) as c:
-        with c.transaction("GET /cart", data={"user": "u1"}) as outer:
-            with c.transaction("load cart", "SQL") as inner:
-                time.sleep(0.02)
-                c.line("inside")
-            c.atomic("render", "TPL", 1.5)
-            outer.status = 404
-        c.line("outside")
-        assert c.flush(5)
-    begins, ends = by_kind(server.entries, "begin"), by_kind(server.entries, "end")
+@pytest.mark.integration
+async def test_transactions_nest_by_id(node: Any) -> None:
+    c = client_of(node, "nesting")
+    with c.transaction("GET /cart", data={"user": "u1"}) as outer:
+        with c.transaction("load cart", "SQL") as inner:
+            time.sleep(0.02)
+            c.line("inside")
+        c.atomic("render", "TPL", 1.5)
+        outer.status = 404
+    c.line("outside")
+    entries = await emitted(node, c, 7, "nesting")
+    begins, ends = by_kind(entries, "begin"), by_kind(entries, "end")
     assert [b["id"] for b in begins] == [outer.id, inner.id]
-    assert "parent" not in begins[0] and begins[1]["parent"] == outer.id
+    assert begins[0]["parent"] == "" and begins[1]["parent"] == outer.id
     assert [e["id"] for e in ends] == [inner.id, outer.id]
-    assert by_kind(server.entries, "atomic")[0]["parent"] == outer.id
-    inside, outside = by_kind(server.entries, "line")
-    assert inside["parent"] == inner.id and "parent" not in outside
+    assert by_kind(entries, "atomic")[0]["parent"] == outer.id
+    inside, outside = by_kind(entries, "line")
+    assert inside["parent"] == inner.id and outside["parent"] == ""
     assert ends[0]["duration_ms"] >= 20 and ends[1]["duration_ms"] >= ends[0]["duration_ms"]
     assert (ends[0]["status"], ends[1]["status"]) == (0, 404)
     assert begins[0]["data"] == ends[1]["data"] == {"user": "u1"}
     assert outer.id != inner.id and all(c in "0123456789abcdef" for c in outer.id)
 
 
-def test_an_exception_ends_the_transaction_with_status_1_and_is_reraised(
-    server: FakeServer,
+@pytest.mark.integration
+async def test_an_exception_ends_the_transaction_with_status_1_and_is_reraised(
+    node: Any,
 ) -> None:
-    with client_for(server) as c:
-        with pytest.raises(KeyError), c.transaction("POST /pay") as tx:
-            raise KeyError("sku")
-        assert c.current_transaction() is None
-        assert c.flush(5)
-    (end,) = by_kind(server.entries, "end")
+    c = client_of(node, "exception")
+    with pytest.raises(KeyError), c.transaction("POST /pay") as tx:
+        raise KeyError("sku")
+    assert c.current_transaction() is None
+    (end,) = by_kind(await emitted(node, c, 2, "exception"), "end")
     assert end["id"] == tx.id and end["status"] == 1
     assert end["data"] == {"exception": "KeyError"}
     assert end["message"].startswith("Traceback (most recent call last):")
     assert end["message"].endswith("KeyError: 'sku'")
 
 
-def test_an_explicit_status_survives_an_exception(server: FakeServer) -> None:
-    with client_for(server) as c:
-        with pytest.raises(ValueError), c.transaction("x") as tx:
-            tx.status = 503
-            raise ValueError
-        assert c.flush(5)
-    assert by_kind(server.entries, "end")[0]["status"] == 503
+@pytest.mark.integration
+async def test_an_explicit_status_survives_an_exception(node: Any) -> None:
+    c = client_of(node, "status")
+    with pytest.raises(ValueError), c.transaction("x") as tx:
+        tx.status = 503
+        raise ValueError
+    assert by_kind(await emitted(node, c, 2, "status"), "end")[0]["status"] == 503
 
 
-def test_threads_do_not_share_the_current_transaction(server: FakeServer) -> None:
-    with client_for(server) as c:
-        started, done = threading.Event(), threading.Event()
+@pytest.mark.integration
+async def test_threads_do_not_share_the_current_transaction(node: Any) -> None:
+    c = client_of(node, "threads")
+    started, done = threading.Event(), threading.Event()
 
-        def other_thread() -> None:
-            started.wait(5)
-            c.line("from the other thread")
-            done.set()
+    def other_thread() -> None:
+        started.wait(5)
+        c.line("from the other thread")
+        done.set()
 
-        threading.Thread(target=other_thread).start()
-        with c.transaction("main work"):
-            started.set()
-            done.wait(5)
-        assert c.flush(5)
-    assert "parent" not in by_kind(server.entries, "line")[0]
+    threading.Thread(target=other_thread).start()
+    with c.transaction("main work"):
+        started.set()
+        done.wait(5)
+    assert by_kind(await emitted(node, c, 3, "threads"), "line")[0]["parent"] == ""
 
 
-async def test_asyncio_tasks_have_their_own_transactions(server: FakeServer) -> None:
-    c = client_for(server)
+@pytest.mark.integration
+async def test_asyncio_tasks_have_their_own_transactions(node: Any) -> None:
+    c = client_of(node, "tasks")
 
     async def handler(name: str) -> str:
         with c.transaction(name) as tx:
@@ -236,30 +250,30 @@ async def test_asyncio_tasks_have_their_own_transactions(server: FakeServer) -> 
         c.atomic(f"{name} child", "SQL", 1.0)
 
     ids = dict(zip("ab", await asyncio.gather(handler("a"), handler("b")), strict=True))
-    assert await asyncio.to_thread(c.close, 5)
-    for entry in by_kind(server.entries, "line"):
+    entries = await emitted(node, c, 8, "tasks")
+    for entry in by_kind(entries, "line"):
         assert entry["parent"] == ids[entry["message"]]
-    for entry in by_kind(server.entries, "atomic"):
+    for entry in by_kind(entries, "atomic"):
         assert entry["parent"] == ids[entry["name"][0]]
 
 
-def test_rejected_entries_are_counted_with_their_reason() -> None:
-    server = FakeServer(reject=lambda e: "ts: too old" if e.get("message") == "bad" else None)
-    with client_for(server) as c:
-        for message in ("ok", "bad", "ok", "bad"):
-            c.line(message)
-        assert c.flush(5)
-        stats = c.stats
-    server.close()
+@pytest.mark.integration
+async def test_rejected_entries_are_counted_with_their_reason(node: Any) -> None:
+    c = client_of(node, "rejects")
+    for message in ("ok", "bad", "ok", "bad"):
+        c.line(message, severity=9 if message == "bad" else None)  # the node takes 0..7
+    assert await asyncio.to_thread(c.flush, 5)
+    stats = c.stats
+    entries = await emitted(node, c, 2, "rejects")
     assert (stats["acked"], stats["rejected"], stats["pending"]) == (2, 2, 0)
-    assert stats["last_errors"][-1].startswith("rejected: ts: too old: {")
-    assert [e["message"] for e in server.entries] == ["ok", "ok"]
+    assert stats["last_errors"][-1].startswith("rejected: severity: outside 0..7: {")
+    assert [e["message"] for e in entries] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize("failure", ["drop_after", "error_after"])
 def test_unacknowledged_entries_are_resent_after_a_reconnect(failure: str) -> None:
     after = {"drop_after": None, "error_after": None, failure: 30}
-    server = FakeServer(
+    server = FaultyPeer(
         drop_after=after["drop_after"], error_after=after["error_after"], drop_times=2
     )
     with client_for(server) as c:
@@ -277,7 +291,7 @@ def test_unacknowledged_entries_are_resent_after_a_reconnect(failure: str) -> No
 
 
 def test_a_rejected_entry_is_not_resent() -> None:
-    server = FakeServer(reject=lambda e: "bad" if e["message"] == "0" else None, drop_after=2)
+    server = FaultyPeer(reject=lambda e: "bad" if e["message"] == "0" else None, drop_after=2)
     with client_for(server) as c:
         for i in range(3):
             c.line(str(i))
@@ -289,7 +303,7 @@ def test_a_rejected_entry_is_not_resent() -> None:
 
 
 def test_a_full_buffer_drops_new_entries_without_blocking() -> None:
-    server = FakeServer(silent=True)  # accepts the connection, never acknowledges
+    server = FaultyPeer(silent=True)  # accepts the connection, never acknowledges
     c = client_for(server, buffer_entries=50)
     started = time.monotonic()
     for i in range(10_000):
