@@ -20,7 +20,7 @@ from vigil.bus.fanout import Bus
 from vigil.bus.metrics import register_bus_metrics
 from vigil.bus.spool import Spool
 from vigil.cube.backfill import Backfill
-from vigil.cube.rules import RuleBook
+from vigil.cube.rulebook import RuleBook
 from vigil.cube.stage import CubeStage
 from vigil.ingest.logstage import LogIngest
 from vigil.ingest.stage import IngestStage

@@ -10,7 +10,8 @@ import pyarrow.compute as pc
 import pytest
 
 from vigil.cube.backfill import Backfill, read_rule_file
-from vigil.cube.rules import RuleBook, RuleSet
+from vigil.cube.rulebook import RuleBook
+from vigil.cube.rules import RuleSet
 from vigil.model import LOGS_SCHEMA, logs_from_rows
 
 T0 = 1_700_000_000_000

@@ -30,7 +30,8 @@ import httpx
 import pyarrow as pa
 from tqdm import tqdm
 
-from vigil.cube.rules import RuleBook, RuleSet
+from vigil.cube.rulebook import RuleBook
+from vigil.cube.rules import RuleSet
 
 SLICE_MS = 600_000
 # Seconds between two progress requests of ``cli_backfill``.

@@ -20,7 +20,7 @@ from prometheus_client import Counter
 from vigil.bus.destination import Destination
 from vigil.bus.fanout import Bus
 from vigil.cube.fingerprint import errors_of
-from vigil.cube.rules import RuleBook
+from vigil.cube.rulebook import RuleBook
 from vigil.model import LOGS_SCHEMA
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from vigil import __version__
 from vigil.cube.backfill import Backfill
-from vigil.cube.rules import RuleBook
+from vigil.cube.rulebook import RuleBook
 from vigil.ingest.logstage import LogIngest
 from vigil.query import finder
 from vigil.query.errors import RenderError

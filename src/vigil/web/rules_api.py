@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vigil.cube.backfill import Backfill
-from vigil.cube.rules import RuleBook
+from vigil.cube.rulebook import RuleBook
 from vigil.query.timeparse import parse_time
 
 # Largest rule or backfill request body.
