@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from vigil.cube.backfill import Backfill, cli_add, cli_backfill, cli_list
-from vigil.cube.rules import RuleBook
+from vigil.cube.rulebook import RuleBook
 from vigil.model import logs_from_rows
 from vigil.web.rules_api import rule_routes
 
