@@ -90,13 +90,13 @@ def log_routes(
     async def post_logs(request: Request) -> Response:
         if ingest is None:
             return _json({"error": "this node has no ingest role"}, 404)
-        body = b""
+        body = bytearray()  # grows in place: a big body comes in many small parts
         async for part in request.stream():
             body += part
             if len(body) > max_body_bytes:
                 return _json({"error": f"body larger than {max_body_bytes} bytes"}, 413)
         try:
-            parsed = await ingest.accept_jsonlines(body)
+            parsed = await ingest.accept_jsonlines(bytes(body))
         except BusFull as e:
             return _json({"error": f"{e}; retry later"}, 503)
         rejected = [{"line": r.line, "error": r.error} for r in parsed.rejects]
