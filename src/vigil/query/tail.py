@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import re
 from typing import Any
 
@@ -41,7 +42,7 @@ class Subscription:
 
     def matching(self, batch: pa.Table) -> pa.Table:
         """The rows of ``batch`` this subscriber asked for."""
-        mask = pa.array([True] * batch.num_rows)
+        conditions = []
         for field, values in self.filters.items():
             column = batch.column(field)
             wanted = (
@@ -49,14 +50,16 @@ class Subscription:
                 if field == "status"
                 else pa.array(values)
             )
-            mask = pc.and_(mask, pc.is_in(column, wanted))
+            conditions.append(pc.is_in(column, wanted))
         message = batch.column("message")
         for word in self.words:
             pattern = rf"(^|[^\pL\pN]){re.escape(word)}($|[^\pL\pN])"
-            mask = pc.and_(mask, pc.match_substring_regex(message, pattern, ignore_case=True))
+            conditions.append(pc.match_substring_regex(message, pattern, ignore_case=True))
         for phrase in self.phrases:
-            mask = pc.and_(mask, pc.match_substring(message, phrase, ignore_case=True))
-        return batch.filter(mask)
+            conditions.append(pc.match_substring(message, phrase, ignore_case=True))
+        if not conditions:
+            return batch
+        return batch.filter(functools.reduce(pc.and_, conditions))
 
     def offer(self, entries: list[dict[str, Any]]) -> None:
         """Buffer ``entries``, skipping the oldest beyond ``max_entries``."""
