@@ -108,3 +108,11 @@ def test_a_leading_byte_order_mark_is_part_of_the_first_line() -> None:
     assert sum(r.count for r in parse_chunk(b"\xef\xbb\xbf\n", NOW).rejects) == 1
     points = parse_chunk(b"\xef\xbb\xbfa 1 %d\n" % NOW, NOW).points
     assert points.column("path").to_pylist() == ["\ufeffa"]
+
+
+def test_a_nan_timestamp_hides_neither_now_nor_the_future() -> None:
+    # NaN made the column's min and max NaN, so "-1 = now" and the future check were skipped.
+    chunk = b"a 1 NAN\nb 2 -1\nc 3 %d\n" % (NOW + 10**6)
+    result = parse_chunk(chunk, NOW)
+    assert result.points.to_pylist() == [{"path": "b", "ts": NOW, "value": 2.0}]
+    assert sum(r.count for r in result.rejects) == 2

@@ -174,9 +174,13 @@ def _parse_fast(chunk: bytes, now: int, rules: LineRules, rejects: list[Reject])
     checks: list[tuple[Callable[[], NDArray[np.bool_]], str]] = []
     if not np.isfinite(value).all():
         checks.append((lambda: ~np.isfinite(value), "value is NaN or infinite"))
+    # NaN would make min() and max() NaN and hide every other bad stamp.
+    nan = np.isnan(ts)
+    if nan.any():
+        ts = np.where(nan, -2.0, ts)
     if ts.min() < 0:
         ts = np.where(ts == -1, float(now), ts)
-    if ts.min() < 0 or ts.max() > MAX_TS or np.isnan(ts).any():
+    if ts.min() < 0 or ts.max() > MAX_TS:
         checks.append((lambda: ~((ts >= 0) & (ts <= MAX_TS)), "timestamp out of range"))
     if ts.max() > now + rules.future_seconds:
         reason = f"timestamp more than {rules.future_seconds}s in the future"
