@@ -33,6 +33,7 @@ from vigil.store.retention import StoragePolicy
 from vigil.store.writer import RetentionSweeper, StoreWriter
 from vigil.telemetry import Telemetry
 from vigil.web.app import create_app
+from vigil.web.dashboard_files import DashboardFiles
 
 log = logging.getLogger("vigil")
 
@@ -169,6 +170,9 @@ class Node:
             tail=self.tail,
             rules=(self.rules, self.backfill),
             max_body_bytes=s.ingest.log_max_body_bytes,
+            dashboards=DashboardFiles(
+                Path(s.node.dashboards_dir) if s.node.dashboards_dir else self.data_dir / "dashboards"
+            ),
         )
         config = uvicorn.Config(
             app, host=s.node.bind, port=s.node.http_port, log_level="warning", lifespan="off"

@@ -39,6 +39,9 @@ class NodeSettings:
     selfmetrics_interval: float = setting(
         10.0, "Seconds between self-metric points written to storage."
     )
+    dashboards_dir: str = setting(
+        "", "Directory of dashboard files (one JSON file each; docs/ui.md); empty: DATA_DIR/dashboards."
+    )
 
     @property
     def node(self) -> str:

@@ -3,6 +3,11 @@
 Each subscriber has a bounded buffer: a slow subscriber (a browser on a bad
 link) never slows ingestion or the other subscribers; what it cannot keep up
 with is skipped and counted, and it is told how many entries it missed.
+
+A subscriber that lost its connection resumes from the position (a search
+cursor) of the last entry it saw: the hub keeps its most recent batches, which
+the store may not have written yet, and ``resumed`` merges them with what a
+search of the store finds since that position.
 """
 
 from __future__ import annotations
@@ -19,7 +24,11 @@ import pyarrow.compute as pc
 
 from vigil.bus.destination import Destination
 from vigil.model import LOGS_SCHEMA, entries_of
-from vigil.query.logquery import FILTER_FIELDS
+from vigil.query.logquery import FILTER_FIELDS, MAX_LIMIT, LogPage, LogQuery
+
+# A resuming subscriber also gets entries stamped up to this much before its
+# position (senders' clocks differ; arrival order is the uid, not the time).
+RESUME_SLACK_MS = 300_000
 
 
 class Subscription:
@@ -88,6 +97,10 @@ class TailHub:
         self.destination = destination
         self.max_entries = max_entries
         self.subscribers: set[Subscription] = set()
+        # The latest batches, at least ``max_entries`` rows of them, for resuming subscribers.
+        self._recent: collections.deque[pa.Table] = collections.deque()
+        self._recent_rows = 0
+        self.last_uid = 0
 
     def subscribe(
         self, filters: dict[str, tuple[str, ...]], words: tuple[str, ...], phrases: tuple[str, ...]
@@ -110,9 +123,60 @@ class TailHub:
             delivery = await self.destination.get()
             if delivery is None:
                 continue
-            if self.subscribers and delivery.batch.schema.equals(LOGS_SCHEMA):
+            batch = delivery.batch
+            if batch.schema.equals(LOGS_SCHEMA) and batch.num_rows:
+                self._remember(batch)
                 for sub in list(self.subscribers):
-                    matched = sub.matching(delivery.batch)
+                    matched = sub.matching(batch)
                     if matched.num_rows:
                         sub.offer(entries_of(matched))
             await self.destination.done([delivery])
+
+    def _remember(self, batch: pa.Table) -> None:
+        self._recent.append(batch)
+        self._recent_rows += batch.num_rows
+        while self._recent_rows - self._recent[0].num_rows >= self.max_entries:
+            self._recent_rows -= self._recent.popleft().num_rows
+        self.last_uid = max(self.last_uid, int(pc.max(batch.column("uid")).as_py()))
+
+    def recent(self, sub: Subscription, after_uid: int) -> list[dict[str, Any]]:
+        """The entries of the latest batches that ``sub`` wants, arrived after ``after_uid``."""
+        out: list[dict[str, Any]] = []
+        for batch in self._recent:
+            newer = batch.filter(pc.greater(batch.column("uid"), pa.scalar(after_uid, pa.uint64())))
+            out += entries_of(sub.matching(newer))
+        return out
+
+
+def gap_query(sub: Subscription, after_ms: int, now_ms: int) -> LogQuery:
+    """The search for what ``sub`` missed since ``after_ms``: newest first, one page."""
+    return LogQuery(
+        after_ms - RESUME_SLACK_MS,
+        now_ms + 1000,
+        filters=sub.filters,
+        words=sub.words,
+        phrases=sub.phrases,
+        limit=MAX_LIMIT,
+    )
+
+
+def resumed(
+    stored: LogPage, recent: list[dict[str, Any]], after: tuple[int, int]
+) -> tuple[list[dict[str, Any]], dict[str, float] | None]:
+    """What a subscriber resuming at ``after`` (ts_ms, uid) missed, in arrival order.
+
+    ``stored`` is the answer to ``gap_query``, ``recent`` the hub's ``recent``
+    entries; an entry in both is sent once. When the store had more than one
+    page, the older part is not replayed: the second value is then the gap,
+    ``{"from": s, "until": s}``, for the subscriber to search.
+
+    >>> resumed(LogPage([{"uid": "7", "ts": 2.0}], None), [{"uid": "7", "ts": 2.0}], (1000, 5))
+    ([{'uid': '7', 'ts': 2.0}], None)
+    """
+    after_ms, after_uid = after
+    found = {int(e["uid"]): e for e in stored.entries if int(e["uid"]) > after_uid}
+    found.update((int(e["uid"]), e) for e in recent)
+    gap = None
+    if stored.next_cursor is not None and stored.entries:
+        gap = {"from": after_ms / 1000, "until": stored.entries[-1]["ts"]}
+    return [found[uid] for uid in sorted(found)], gap

@@ -25,6 +25,9 @@ from vigil.query.logquery import LogPage, LogQuery
 from vigil.query.source import Event, SeriesSource
 
 
+EventFields = tuple[float, str, Sequence[str], str]
+
+
 class StorageError(RuntimeError):
     """The engine failed a read or write; the message says which and why."""
 
@@ -52,6 +55,13 @@ class LogStorage(Protocol):
 
     def count(self, start_ms: int, end_ms: int) -> int:
         """Entries stored in ``[start_ms, end_ms)``."""
+        ...
+
+    def sources(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """Each (host, app) with entries in ``[start_ms, end_ms)``: kinds, names, last seen.
+
+        Raises ``query.logquery.LogQueryError`` when the range holds too many entries.
+        """
         ...
 
     def read_lines(self, start_ms: int, end_ms: int) -> pa.Table:
@@ -132,6 +142,10 @@ class Storage(SeriesSource, Protocol):
 
     def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
         """Store one timeline event and return it with its id."""
+        ...
+
+    def write_events(self, events: Sequence[EventFields]) -> list[Event]:
+        """Store several ``(when, what, tags, data)`` events at once; returns them with ids."""
         ...
 
     def tag_names(self, prefix: str, expressions: Sequence[str], limit: int) -> list[str]:

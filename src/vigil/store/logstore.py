@@ -117,13 +117,15 @@ class LogStore:
         cursor = encode_cursor(round(last["ts"] * 1000), int(last["uid"])) if last else None
         return LogPage(rows, cursor)
 
-    def _guarded(self, sql: str, q: LogQuery) -> list[dict[str, Any]]:
+    def _guarded(self, sql: str, q: LogQuery, entries: bool = True) -> list[dict[str, Any]]:
+        """Rows of ``sql`` under the index guards (as wire-format entries if ``entries``)."""
         guards = (
             " SETTINGS force_index_by_date = 1, force_primary_key = 1,"
             f" max_rows_to_read = {self.max_scan_rows}, read_overflow_mode = 'throw'"
         )
         try:
-            return entries_of(self._query(sql + guards))
+            result = self._query(sql + guards)
+            return entries_of(result) if entries else result.to_pylist()
         except StorageError as e:
             text = str(e)
             if _TOO_MANY_ROWS in text or _INDEX_NOT_USED in text:
@@ -134,6 +136,35 @@ class LogStore:
                     " name= or a rarer word to q="
                 ) from None
             raise
+
+    def sources(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        """Every (host, app) with entries in ``[start_ms, end_ms)``: what it sent and when.
+
+        One row per source, by host and app: ``last_seen`` and ``last_heartbeat``
+        (epoch seconds, ``None`` without heartbeats), ``entries`` per kind and up
+        to five ``names`` of each kind. Reads only the short dictionary-encoded
+        columns, under the search guards, so the range is what bounds it.
+        """
+        sql = (
+            "SELECT host, app, kind, count() AS n, toFloat64(max(ts)) AS last,"
+            " groupUniqArray(5)(name) AS names"
+            f" FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"
+            " GROUP BY host, app, kind ORDER BY host, app, kind"
+        )
+        rows = self._guarded(sql, LogQuery(start_ms, end_ms), entries=False)
+        out: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            src = out.setdefault(
+                (row["host"], row["app"]),
+                {"host": row["host"], "app": row["app"], "last_seen": 0.0,
+                 "last_heartbeat": None, "entries": {}, "names": {}},
+            )  # fmt: skip
+            src["last_seen"] = max(src["last_seen"], row["last"])
+            src["entries"][row["kind"]] = row["n"]
+            src["names"][row["kind"]] = sorted(n for n in row["names"] if n)
+            if row["kind"] == "heartbeat":
+                src["last_heartbeat"] = row["last"]
+        return list(out.values())
 
     def context(self, entry: dict[str, Any], n: int) -> dict[str, list[dict[str, Any]]]:
         """The ``n`` entries of the same host and app before and after ``entry``."""

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from vigil import __version__
@@ -33,10 +33,14 @@ from vigil.settings import QuerySettings
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
 from vigil.web.cube_api import cube_routes
+from vigil.web.dashboard_files import DashboardFiles
+from vigil.web.dashboards_api import dashboard_routes
 from vigil.web.errors_api import error_routes
 from vigil.web.graphite_events import EventError, event_json, parse_event
 from vigil.web.logs_api import log_routes
 from vigil.web.rules_api import rule_routes
+from vigil.web.sources_api import source_routes
+from vigil.web.ui_routes import ui_routes, wants_html
 
 GRAPHITE_VERSION = "1.1.10"  # the graphite-web API level we answer as (Grafana reads it)
 
@@ -88,8 +92,9 @@ def create_app(
     tail: TailHub | None = None,
     max_body_bytes: int = 64 << 20,
     rules: tuple[RuleBook, Backfill] | None = None,
+    dashboards: DashboardFiles | None = None,
 ) -> Starlette:
-    """The ASGI application of one node."""
+    """The ASGI application of one node; the web UI is at ``/ui/`` (``/`` sends browsers there)."""
 
     async def guarded(
         request: Request, work: Callable[[dict[str, list[str]]], Response]
@@ -211,8 +216,10 @@ def create_app(
         return JSONResponse({"compacted": tables, "seconds": seconds, "storage": usage})
 
     async def home(request: Request) -> Response:
+        if wants_html(request):
+            return RedirectResponse("/ui/dashboards", status_code=302)
         return PlainTextResponse(
-            f"Vigil {__version__}: Graphite API at /render, /metrics/find, /events;"
+            f"Vigil {__version__}: web UI at /ui/; Graphite API at /render, /metrics/find, /events;"
             " logs at /api/logs and /api/logs/search, live tail at /api/logs/tail;"
             " Prometheus metrics at /metrics; node status at /api/status\n"
         )
@@ -243,5 +250,8 @@ def create_app(
         *cube_routes(storage, clock),
         *error_routes(storage.errors, clock),
         *(rule_routes(*rules, clock) if rules is not None else []),
+        *source_routes(storage.logs, clock),
+        *(dashboard_routes(dashboards) if dashboards is not None else []),
+        *ui_routes(),
     ]
     return Starlette(routes=routes)

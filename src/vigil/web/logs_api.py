@@ -26,9 +26,10 @@ from vigil.query.logquery import (
     LogQuery,
     LogQueryError,
     decode_cursor,
+    encode_cursor,
     parse_words,
 )
-from vigil.query.tail import TailHub
+from vigil.query.tail import TailHub, gap_query, resumed
 from vigil.query.timeparse import parse_time
 from vigil.store.interface import Storage, StorageError
 
@@ -122,6 +123,8 @@ def log_routes(
         params = urllib.parse.parse_qs(websocket.url.query)
         try:
             words, phrases = parse_words(params.get("q", [""])[0])
+            resume = params.get("after", [""])[0]
+            after = decode_cursor(resume) if resume not in ("", "now") else None
             sub = tail.subscribe(_filters(params), words, phrases)
         except ValueError as e:
             await websocket.send_text(orjson.dumps({"error": str(e)}).decode())
@@ -129,15 +132,32 @@ def log_routes(
             return
         receiver = asyncio.create_task(_until_closed(websocket))
         try:
+            now_ms = int(clock() * 1000)
+            if resume == "now":  # where it starts, to resume from even if nothing arrives
+                start = encode_cursor(now_ms, tail.last_uid)
+                await websocket.send_text(orjson.dumps({"cursor": start}).decode())
+            sent_uid = 0
+            if after is not None:
+                stored = await run_in_threadpool(
+                    storage.logs.search, gap_query(sub, after[0], now_ms)
+                )
+                missed, gap = resumed(stored, tail.recent(sub, after[1]), after)
+                if gap is not None:
+                    await websocket.send_text(orjson.dumps({"gap": gap}).decode())
+                await _send_entries(websocket, missed)
+                sent_uid = int(missed[-1]["uid"]) if missed else 0
             while not receiver.done():
                 entries, skipped = await sub.next(timeout=1.0)
                 if skipped:
                     await websocket.send_text(orjson.dumps({"skipped": skipped}).decode())
-                for i in range(0, len(entries), TAIL_MESSAGE_ENTRIES):
-                    chunk = entries[i : i + TAIL_MESSAGE_ENTRIES]
-                    await websocket.send_text(orjson.dumps({"entries": chunk}).decode())
+                if sent_uid:  # already sent from the resume's backlog
+                    entries = [e for e in entries if int(e["uid"]) > sent_uid]
+                await _send_entries(websocket, entries)
         except (WebSocketDisconnect, RuntimeError):
             pass
+        except (LogQueryError, StorageError) as e:
+            await websocket.send_text(orjson.dumps({"error": f"resume: {e}"}).decode())
+            await websocket.close()
         finally:
             tail.unsubscribe(sub)
             receiver.cancel()
@@ -147,6 +167,15 @@ def log_routes(
         Route("/api/logs/search", search),
         WebSocketRoute("/api/logs/tail", live_tail),
     ]
+
+
+async def _send_entries(websocket: WebSocket, entries: list[dict[str, Any]]) -> None:
+    """Send ``entries`` in messages of at most ``TAIL_MESSAGE_ENTRIES``, each with its cursor."""
+    for i in range(0, len(entries), TAIL_MESSAGE_ENTRIES):
+        chunk = entries[i : i + TAIL_MESSAGE_ENTRIES]
+        last = chunk[-1]
+        cursor = encode_cursor(round(last["ts"] * 1000), int(last["uid"]))
+        await websocket.send_text(orjson.dumps({"entries": chunk, "cursor": cursor}).decode())
 
 
 async def _until_closed(websocket: WebSocket) -> None:
