@@ -25,7 +25,7 @@ from vigil.sketch import grouped_quantiles
 from vigil.store import cubepaths, cubestore, decimal, errorstore, logstore, schema
 from vigil.store.cubestore import CubeStore
 from vigil.store.errorstore import ErrorStore
-from vigil.store.interface import QueryLimitError, StorageError
+from vigil.store.interface import EventFields, QueryLimitError, StorageError
 from vigil.store.logstore import LogStore
 from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
@@ -230,21 +230,25 @@ class SqlStore:
 
     def write_event(self, when: float, what: str, tags: Sequence[str], data: str) -> Event:
         """Store one timeline event and return it with its id."""
-        event = Event(next(self._event_ids), when, what, tuple(tags), data)
-        row = pa.table(
+        return self.write_events([(when, what, tags, data)])[0]
+
+    def write_events(self, events: Sequence[EventFields]) -> list[Event]:
+        """Store ``(when, what, tags, data)`` events in one insert; they come back with ids."""
+        stored = [Event(next(self._event_ids), w, what, tuple(t), d) for w, what, t, d in events]
+        rows = pa.table(
             {
-                "id": pa.array([event.id], pa.uint64()),
-                "when": pa.array([int(when * 1000)], pa.timestamp("ms")),
-                "what": [what],
-                "tags": pa.array([list(event.tags)], pa.list_(pa.string())),
-                "data": [data],
+                "id": pa.array([e.id for e in stored], pa.uint64()),
+                "when": pa.array([int(e.when * 1000) for e in stored], pa.timestamp("ms")),
+                "what": pa.array([e.what for e in stored], pa.string()),
+                "tags": pa.array([list(e.tags) for e in stored], pa.list_(pa.string())),
+                "data": pa.array([e.data for e in stored], pa.string()),
             }
         )
         try:
-            self._conn().insert_arrow(f"{DB}.events", row)
+            self._conn().insert_arrow(f"{DB}.events", rows)
         except Exception as e:
-            raise StorageError(f"storing event failed: {e}") from e
-        return event
+            raise StorageError(f"storing events failed: {e}") from e
+        return stored
 
     # -- series lookups -------------------------------------------------------
 
