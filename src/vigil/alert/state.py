@@ -47,7 +47,7 @@ class Change:
 
     ``kind`` is ``state`` (a SOFT or HARD change), ``notify`` (a notice to
     send: ``reason`` is problem, recovery, repeat, flapping or flap-end),
-    ``heal`` (start a heal now) or ``escalate`` (a heal did not help).
+    ``heal`` (start a heal now), ``healed`` (it worked) or ``escalate`` (it did not).
     """
 
     kind: str
@@ -105,6 +105,26 @@ class AlertState:
             "labels": self.labels,
             "last_check": self.last_check,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything needed to carry on after a restart, as JSON types."""
+        out = dataclasses.asdict(self)
+        out["state"] = self.state.name
+        out["recent"] = [s.value for s in self.recent]
+        out["notified"] = self.notified.name if self.notified is not None else None
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> AlertState:
+        """An alert saved by ``to_dict``."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        state = cls(**{k: v for k, v in raw.items() if k in fields})
+        state.state = Status[raw["state"]]
+        state.notified = Status[raw["notified"]] if raw.get("notified") else None
+        state.recent = collections.deque(
+            (Status(v) for v in raw.get("recent", [])), maxlen=FLAP_WINDOW
+        )
+        return state
 
     def observe(self, check: Check, rule: Rule, now: float) -> list[Change]:
         """Take one check result; the changes it makes, in order."""
@@ -166,7 +186,11 @@ class AlertState:
             self.healing = False
             self.attempt = 0
             self.failing_since = None
-            return self._move(Status.OK, True, now, f"healed: {check.message}")
+            message = f"healed: {check.message}"
+            return [
+                Change("healed", Status.OK, True, message),
+                *self._move(Status.OK, True, now, message),
+            ]
         started = self.heal_started or now
         if self.heal_failed is not None or now - started >= rule.heal_grace:
             why = (
