@@ -10,7 +10,7 @@ from vigil.roles import RoleError, stages_of
 @pytest.mark.parametrize(
     ("roles", "stages"),
     [
-        ("all", ("store", "ingest", "query")),
+        ("all", ("store", "ingest", "alert", "query")),
         ("query,store", ("store", "query")),
         ("store, ingest", ("store", "ingest")),
         ("store", ("store",)),

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from vigil.alert.stage import AlertStage
 from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
 from vigil.bus.metrics import register_bus_metrics
@@ -60,6 +61,11 @@ class Node:
                 "tail_overflow = 'spill': a live tail does not replay; drop instead"
             )
         self.forward_overflow = _overflow("forward_overflow", settings.bus.forward_overflow)
+        self.alert_overflow = _overflow("alert_overflow", settings.bus.alert_overflow)
+        if self.alert_overflow is Overflow.SPILL:
+            raise SettingsError(
+                "alert_overflow = 'spill': heartbeats are not replayed; drop instead"
+            )
         self.cube_overflow = _overflow("cube_overflow", settings.bus.cube_overflow)
         try:
             self.forward_to = (
@@ -78,6 +84,7 @@ class Node:
         self.tail: TailHub | None = None
         self._writer: StoreWriter | None = None
         self._http: uvicorn.Server | None = None
+        self.alerts: AlertStage | None = None
 
     async def start(self) -> None:
         """Open storage, start every stage, then write ``ports.json``."""
@@ -132,6 +139,13 @@ class Node:
             self._spawn(Forwarder(forward, *self.forward_to, self.telemetry).run())
         self.tail = TailHub(tail, s.bus.tail_subscriber_entries)
         self._spawn(self.tail.run())
+        if "alert" in self.stages:
+            heartbeats = Destination("alert", s.bus.alert_queue_bytes, self.alert_overflow)
+            self.alerts = AlertStage(
+                s.alert, s.query, self.storage, self.bus, self.telemetry, self.data_dir,
+                self.bus.add(heartbeats),
+            )  # fmt: skip
+            self._spawn(self.alerts.run())
         register_bus_metrics(self.bus, self.telemetry)
         if "ingest" in self.stages:
             self._ingest = IngestStage(s.ingest, s.node.bind, self.bus, self.telemetry)
@@ -169,9 +183,12 @@ class Node:
             log_ingest=self.logs,
             tail=self.tail,
             rules=(self.rules, self.backfill),
+            alerts=self.alerts,
             max_body_bytes=s.ingest.log_max_body_bytes,
             dashboards=DashboardFiles(
-                Path(s.node.dashboards_dir) if s.node.dashboards_dir else self.data_dir / "dashboards"
+                Path(s.node.dashboards_dir)
+                if s.node.dashboards_dir
+                else self.data_dir / "dashboards"
             ),
         )
         config = uvicorn.Config(

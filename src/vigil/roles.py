@@ -8,9 +8,10 @@ backend exists, ingest and query need a store in the same process.
 from __future__ import annotations
 
 ROLES: dict[str, tuple[str, ...]] = {
-    "all": ("store", "ingest", "query"),
+    "all": ("store", "ingest", "alert", "query"),
     "store": ("store",),
     "ingest": ("ingest",),
+    "alert": ("alert",),
     "query": ("query",),
 }
 

@@ -35,12 +35,13 @@ class NodeSettings:
     node_name: str = setting(
         "", "Name of this node in self-metrics (vigil.<node>.*); default: host name."
     )
-    roles: str = setting("all", "Comma-separated roles to run: all, ingest, store, query.")
+    roles: str = setting("all", "Comma-separated roles to run: all, ingest, store, alert, query.")
     selfmetrics_interval: float = setting(
         10.0, "Seconds between self-metric points written to storage."
     )
     dashboards_dir: str = setting(
-        "", "Directory of dashboard files (one JSON file each; docs/ui.md); empty: DATA_DIR/dashboards."
+        "",
+        "Directory of dashboard files (one JSON file each; docs/ui.md); empty: DATA_DIR/dashboards.",
     )
 
     @property
@@ -112,6 +113,12 @@ class BusSettings:
     cube_queue_bytes: int = setting(64 << 20, "Memory buffer of the cube destination.")
     cube_overflow: str = setting("spill", "When the cube buffer is full (see store_overflow).")
     cube_spool_bytes: int = setting(1 << 30, "Disk spool cap of the cube destination.")
+    alert_queue_bytes: int = setting(
+        64 << 20, "Memory buffer of the alert destination (heartbeats for alert rules)."
+    )
+    alert_overflow: str = setting(
+        "drop_head", "When the alert buffer is full (see store_overflow)."
+    )
     tail_subscriber_entries: int = setting(
         10_000, "Entries buffered per live-tail subscriber; beyond it they are skipped."
     )
@@ -151,6 +158,28 @@ class QuerySettings:
 
 
 @dataclasses.dataclass(frozen=True)
+class AlertSettings:
+    """Alert rules, checks, heals and notifications (docs/alerts.md)."""
+
+    rules_dir: str = setting(
+        "", "Directory of alert rule files (*.toml, *.yaml); default DATA_DIR/rules."
+    )
+    plugin_dirs: str = setting(
+        "/usr/lib/nagios/plugins:/usr/lib/monitoring-plugins",
+        "Where check commands named without a path are looked up (before PATH).",
+    )
+    max_running_checks: int = setting(8, "Check commands (Nagios plugins) run at once.")
+    smtp: str = setting("127.0.0.1:25", "SMTP server HOST:PORT of e-mail notifiers.")
+    email_from: str = setting("", "From address of alert e-mail; default vigil@<host name>.")
+    notify_attempts: int = setting(5, "Tries per notification before it is recorded as failed.")
+    notify_backoff: float = setting(1.0, "Seconds before the first retry; doubled each time.")
+    notify_timeout: float = setting(10.0, "Seconds one notification attempt may take.")
+    notify_queue: int = setting(
+        1000, "Notifications waiting to be sent; beyond it the oldest is dropped and counted."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
 class Settings:
     """All settings of a node, one section per stage."""
 
@@ -159,6 +188,7 @@ class Settings:
     bus: BusSettings = dataclasses.field(default_factory=BusSettings)
     store: StoreSettings = dataclasses.field(default_factory=StoreSettings)
     query: QuerySettings = dataclasses.field(default_factory=QuerySettings)
+    alert: AlertSettings = dataclasses.field(default_factory=AlertSettings)
 
 
 @dataclasses.dataclass(frozen=True)

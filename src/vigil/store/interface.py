@@ -24,7 +24,6 @@ from vigil.query.cubequery import CubeQuery, CubeResult
 from vigil.query.logquery import LogPage, LogQuery
 from vigil.query.source import Event, SeriesSource
 
-
 EventFields = tuple[float, str, Sequence[str], str]
 
 

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from vigil import __version__
+from vigil.alert.stage import AlertStage
 from vigil.cube.backfill import Backfill
 from vigil.cube.rulebook import RuleBook
 from vigil.ingest.logstage import LogIngest
@@ -32,6 +33,7 @@ from vigil.query.timeparse import parse_time
 from vigil.settings import QuerySettings
 from vigil.store.interface import Storage, StorageError
 from vigil.telemetry import Telemetry
+from vigil.web.alerts_api import alert_routes
 from vigil.web.cube_api import cube_routes
 from vigil.web.dashboard_files import DashboardFiles
 from vigil.web.dashboards_api import dashboard_routes
@@ -93,6 +95,7 @@ def create_app(
     max_body_bytes: int = 64 << 20,
     rules: tuple[RuleBook, Backfill] | None = None,
     dashboards: DashboardFiles | None = None,
+    alerts: AlertStage | None = None,
 ) -> Starlette:
     """The ASGI application of one node; the web UI is at ``/ui/`` (``/`` sends browsers there)."""
 
@@ -248,6 +251,7 @@ def create_app(
         Route("/api/compact", compact_view, methods=["POST"]),
         *log_routes(storage, log_ingest, tail, max_body_bytes, clock),
         *cube_routes(storage, clock),
+        *(alert_routes(alerts, clock) if alerts is not None else []),
         *error_routes(storage.errors, clock),
         *(rule_routes(*rules, clock) if rules is not None else []),
         *source_routes(storage.logs, clock),
