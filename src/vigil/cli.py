@@ -16,6 +16,7 @@ import httpx
 import uvloop
 
 from vigil import __version__, settings
+from vigil.alert import client as alert_client
 from vigil.roles import RoleError
 from vigil.store.retention import RetentionError
 
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _client_args(cu)
     _rules_parser(sub)
     _errors_parser(sub)
+    alert_client.add_parser(sub, _client_args)
     sub.add_parser("config-docs", help="print the configuration reference (docs/config.md)")
     return parser
 
@@ -200,6 +202,7 @@ async def _run_node(node: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, node.reload_alert_rules)
     try:
         await node.start()
     except (RetentionError, OSError) as e:
@@ -317,6 +320,10 @@ def _errors(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts(args: argparse.Namespace) -> int:
+    return alert_client.run(args, _server_url(args))
+
+
 def _cube(args: argparse.Namespace) -> int:
     params: list[tuple[str, str | int | float | bool | None]] = [
         ("from", args.from_), ("until", args.until), ("measures", args.measures),
@@ -400,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         "cube": _cube,
         "rules": _rules,
         "errors": _errors,
+        "alerts": _alerts,
     }
     try:
         return commands[args.command](args)

@@ -15,6 +15,7 @@ from typing import Any
 
 import uvicorn
 
+from vigil.alert.rules import RuleFileError
 from vigil.alert.stage import AlertStage
 from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
@@ -214,6 +215,12 @@ class Node:
         while True:
             await asyncio.sleep(self.settings.node.selfmetrics_interval)
             await self.bus.publish(self.telemetry.as_points(int(time.time())))
+
+    def reload_alert_rules(self) -> None:
+        """SIGHUP: read the alert rules again; a bad file is logged and the old rules stay."""
+        if self.alerts is not None:
+            with contextlib.suppress(RuleFileError):
+                self.alerts.reload()
 
     def status(self) -> dict[str, Any]:
         """What ``vigil status`` shows: ports, stages, queues and drops."""
