@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: setup serve test lint bench clean
+.PHONY: setup serve test test-debs lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -16,7 +16,17 @@ $(VENV)/.installed: pyproject.toml
 serve: setup
 	$(BIN)/vigil serve
 
-test: setup
+# Debian packages the tests use as real peers (Nagios plugins for alert checks).
+TEST_DEBS := monitoring-plugins-basic
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test-debs:
+	@missing=$$(for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		$(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+test: setup test-debs
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
