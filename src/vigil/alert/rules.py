@@ -44,6 +44,25 @@ NOTIFIER_TYPES = {"webhook": ("url",), "email": ("to",), "command": ("command",)
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
+_DURATION = re.compile(r"(\d+)(s|m|h|d|w)")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of ``"90s"``, ``"10m"``, ``"1h30m"`` (Prometheus style) or a Graphite interval.
+
+    >>> parse_duration("1h30m"), parse_duration("5min")
+    (5400, 300)
+    """
+    compact = text.strip().replace(" ", "")
+    if compact and _DURATION.sub("", compact) == "":
+        return sum(int(n) * _DURATION_UNITS[u] for n, u in _DURATION.findall(compact))
+    try:
+        return parse_interval(compact)
+    except RenderError as e:
+        raise ValueError(str(e)) from None
+
+
 class RuleFileError(ValueError):
     """A rules file that cannot be loaded: ``file:line: problem``."""
 
@@ -173,8 +192,9 @@ def parse_file(path: Path, text: str) -> RuleSet:
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
-            line = re.search(r"at line (\d+)", str(e))
-            raise RuleFileError(path, int(line.group(1)) if line else None, str(e)) from None
+            at = re.search(r"at line (\d+)", str(e))
+            line = int(at.group(1)) if at else len(text.rstrip().splitlines())
+            raise RuleFileError(path, line, str(e)) from None
         lines = _toml_lines(text)
     else:
         doc, lines = _yaml_doc(path, text)
@@ -246,10 +266,10 @@ class _Checker:
             seconds = value
         elif isinstance(value, str):
             try:
-                seconds = parse_interval(value)
-            except RenderError:
+                seconds = parse_duration(value)
+            except ValueError:
                 raise self.error(
-                    key, f"{key} = {value!r}: use a duration like 30s, 5min, 2h"
+                    key, f"{key} = {value!r}: use a duration like 30s, 5m, 2h"
                 ) from None
         else:
             raise self.error(key, f'{key} must be a duration like "10s"')

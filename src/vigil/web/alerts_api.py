@@ -21,10 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from vigil.alert.rules import RuleFileError
+from vigil.alert.rules import RuleFileError, parse_duration
 from vigil.alert.stage import AlertStage
 from vigil.query.errors import RenderError
-from vigil.query.timeparse import parse_interval, parse_time
+from vigil.query.timeparse import parse_time
 from vigil.store.interface import StorageError
 from vigil.web.jsonio import error_response, json_body, json_response
 
@@ -75,8 +75,8 @@ def alert_routes(stage: AlertStage, clock: Callable[[], float] = time.time) -> l
 
     async def report(request: Request) -> Response:
         try:
-            since = clock() - abs(parse_interval(one(request, "since", "30d")))
-        except RenderError as e:
+            since = clock() - abs(parse_duration(one(request, "since", "30d")))
+        except ValueError as e:
             return error_response(400, f"since: {e}")
         try:
             return json_response(await run_in_threadpool(stage.report, since))
@@ -98,11 +98,11 @@ def alert_routes(stage: AlertStage, clock: Callable[[], float] = time.time) -> l
             if "until" in doc:
                 until = float(doc["until"])
             else:
-                until = clock() + abs(parse_interval(str(doc.get("duration", ""))))
+                until = clock() + abs(parse_duration(str(doc.get("duration", ""))))
             silence = stage.add_silence(
                 {str(k): str(v) for k, v in matchers.items()}, until, str(doc.get("reason", ""))
             )
-        except (ValueError, RenderError) as e:
+        except ValueError as e:
             return error_response(400, str(e))
         return json_response(silence, 201)
 
