@@ -35,7 +35,7 @@ def parse_output(output: str) -> tuple[str, list[Perf]]:
     Malformed data is skipped rather than failing the check: the state comes
     from the exit code, and plugins in the wild bend the format.
     """
-    lines = output.splitlines() or [""]
+    lines = [line.rstrip("\r") for line in output.split("\n")]  # plugins end lines with \n only
     message, _, perf = lines[0].partition("|")
     perf_texts = [perf]
     for line in lines[1:]:

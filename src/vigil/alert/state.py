@@ -191,7 +191,7 @@ class AlertState:
                 Change("healed", Status.OK, True, message),
                 *self._move(Status.OK, True, now, message),
             ]
-        started = self.heal_started or now
+        started = now if self.heal_started is None else self.heal_started
         if self.heal_failed is not None or now - started >= rule.heal_grace:
             why = (
                 f"heal failed ({self.heal_failed})"
