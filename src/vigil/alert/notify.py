@@ -107,7 +107,7 @@ class Dispatcher:
         self.capacity = capacity
         self.workers = workers
         self._queue: asyncio.Queue[tuple[Notice, Notifier]] = asyncio.Queue()
-        self._client = httpx.AsyncClient()
+        self._client: httpx.AsyncClient | None = None  # made by the first webhook
         registry = telemetry.registry
         self.sent = Counter(
             "vigil_alert_notifications", "Notifications by notifier and result",
@@ -136,7 +136,13 @@ class Dispatcher:
         try:
             await asyncio.gather(*(self._work() for _ in range(self.workers)))
         finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of webhooks."""
+        if self._client is not None:
             await self._client.aclose()
+            self._client = None
 
     async def drain(self) -> None:
         """Wait until every queued notice has been sent or given up."""
@@ -174,6 +180,7 @@ class Dispatcher:
     async def _send(self, notice: Notice, notifier: Notifier) -> None:
         timeout = float(notifier.options.get("timeout") or self.policy.timeout)
         if notifier.type == "webhook":
+            self._client = self._client or httpx.AsyncClient()
             response = await self._client.post(
                 str(notifier.options["url"]),
                 content=orjson.dumps(notice.as_json()),

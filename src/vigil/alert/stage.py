@@ -86,7 +86,7 @@ class AlertStage:
         self._checks = asyncio.Semaphore(settings.max_running_checks)
         self._wake = asyncio.Event()
         self._dirty = False
-        self._client = httpx.AsyncClient()
+        self._client: httpx.AsyncClient | None = None  # made by the first heal webhook
         self._tasks: set[asyncio.Task[None]] = set()
         reg = telemetry.registry
         self.round_seconds = Histogram(
@@ -144,7 +144,8 @@ class AlertStage:
         try:
             await asyncio.gather(*loops)
         finally:
-            await self._client.aclose()
+            if self._client is not None:
+                await self._client.aclose()
             self._save()
 
     async def _consume(self, destination: Destination) -> None:
@@ -353,6 +354,7 @@ class AlertStage:
                 ok, detail, output = result.ok, result.describe(), result.output
             else:
                 body = {"rule": rule.name, "target": alert.target, "message": alert.message}
+                self._client = self._client or httpx.AsyncClient()
                 try:
                     response = await self._client.post(
                         str(rule.heal_webhook), content=orjson.dumps(body),
