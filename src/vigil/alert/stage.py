@@ -93,6 +93,10 @@ class AlertStage:
             "vigil_alert_round_seconds", "Time to evaluate the rules due in one round",
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30), registry=reg,
         )  # fmt: skip
+        self.last_round = Gauge(
+            "vigil_alert_last_round_seconds", "Time the last round of evaluations took",
+            registry=reg,
+        )  # fmt: skip
         self.evaluations = Counter(
             "vigil_alert_evaluations", "Rule evaluations by source", ["source"], registry=reg
         )
@@ -185,7 +189,9 @@ class AlertStage:
         results = await self.results(rules, now)
         for rule in rules:
             self._apply(rule, results[rule.name], now)
-        self.round_seconds.observe(time.perf_counter() - started)
+        took = time.perf_counter() - started
+        self.round_seconds.observe(took)
+        self.last_round.set(took)
 
     async def results(self, rules: list[Rule], now: float) -> dict[str, list[Check] | str]:
         """Each rule's checks, or the error that made it fail."""
