@@ -136,6 +136,10 @@ async def test_heartbeat_loss_and_return(tmp_path: Path, storage: SqlStore) -> N
     stage.heartbeats.observe(logs_from_rows([{"ts": (NOW + 125) * 1000, "host": "web1", "app": "shop", "kind": "heartbeat"}]))
     await round_(stage, NOW + 130)
     assert stage.current()[0]["state"] == "OK"
+    stage._save()
+    restarted = make_stage(tmp_path, storage, '[[rule]]\nname = "alive"\nheartbeat = "web*"\ntimeout = "60s"\n')
+    await round_(restarted, NOW + 300)  # web1 went silent while the node was down
+    assert restarted.current()[0]["state"] == "CRITICAL"
 
 
 @pytest.mark.skipif(not Path("/usr/lib/nagios/plugins/check_dummy").exists(), reason="no monitoring-plugins")

@@ -456,15 +456,20 @@ class AlertStage:
         self._dirty = False
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([a.to_dict() for a in self.alerts.values()]))
+        doc = {"alerts": [a.to_dict() for a in self.alerts.values()],
+               "heartbeats": self.heartbeats.last}  # fmt: skip
+        tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.state_path)
 
     def _restore(self) -> None:
         if not self.state_path.exists():
             return
         try:
-            for raw in json.loads(self.state_path.read_text()):
+            doc = json.loads(self.state_path.read_text())
+            for raw in doc["alerts"]:
                 alert = AlertState.from_dict(raw)
                 self.alerts[(alert.rule, alert.target)] = alert
+            # a source that died while the node was down is still missed after the restart
+            self.heartbeats.last.update(doc["heartbeats"])
         except (ValueError, KeyError, TypeError) as e:
             log.warning("alert states not restored from %s: %s", self.state_path, e)
