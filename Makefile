@@ -2,10 +2,12 @@
 VENV := .venv
 BIN := $(VENV)/bin
 PYTHON ?= python3
+UI_BUNDLE := src/vigil/web/static/main.js
+NODE_MODULES := node_modules/.package-lock.json
 
 .PHONY: setup serve test test-debs lint bench clean
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(UI_BUNDLE)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,11 +15,22 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# The web UI: npm packages pinned by package-lock.json, ui/ bundled by esbuild into
+# src/vigil/web/static/ (not committed). Node.js and npm from Debian when missing.
+$(NODE_MODULES): package.json package-lock.json
+	command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm; }
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
+$(UI_BUNDLE): $(NODE_MODULES) $(wildcard ui/*.js ui/*.css)
+	npm run build
+
 serve: setup
 	$(BIN)/vigil serve
 
-# Debian packages the tests use as real peers (Nagios plugins for alert checks).
-TEST_DEBS := monitoring-plugins-basic
+# Debian packages the tests use as real peers (Nagios plugins for alert checks,
+# chromium for the web UI's browser tests: never a browser download).
+TEST_DEBS := monitoring-plugins-basic chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 test-debs:
@@ -36,4 +49,4 @@ bench: setup
 	$(BIN)/python bench/graphite_ingest.py
 
 clean:
-	rm -rf $(VENV) vigil-data
+	rm -rf $(VENV) vigil-data node_modules src/vigil/web/static test-artifacts

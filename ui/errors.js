@@ -1,0 +1,138 @@
+// Error groups: counts and trends, one group's latest sample with its stack,
+// the deploys around its first appearance, merge and split.
+
+import { getJSON, sendJSON } from "./api.js";
+import { h, notice, replace, select, sparkline } from "./dom.js";
+import { entryRow } from "./logs.js";
+import { link, navigate, params, setParams } from "./router.js";
+import { ago, formatTime } from "./time.js";
+
+const RANGES = [["-1h", "last hour"], ["-24h", "last 24 h"], ["-7d", "last 7 days"], ["-30d", "last 30 days"]];
+
+export async function errorList(root) {
+  const range = params().get("from") || "-24h";
+  const body = h("tbody");
+  const status = h("div");
+  const chosen = new Set();
+  const merge = h(
+    "button",
+    {
+      type: "button",
+      disabled: true,
+      onclick: async () => {
+        try {
+          const { id } = await sendJSON("POST", "/api/errors/merge", { ids: [...chosen] });
+          navigate(`/ui/errors/${encodeURIComponent(id)}`);
+        } catch (err) {
+          replace(status, notice("error", err.message));
+        }
+      },
+    },
+    "Merge selected",
+  );
+  const rangeSelect = select(RANGES, range, {
+    "aria-label": "range",
+    onchange: (e) => { setParams({ from: e.target.value }); errorList(root); },
+  });
+  replace(
+    root,
+    h("div", { class: "page-header" }, h("h2", {}, "Errors"), rangeSelect, merge),
+    status,
+    h(
+      "table",
+      { class: "grid errors" },
+      h("thead", {}, h("tr", {}, ["", "group", "count", "trend", "first seen", "last seen", "hosts", "apps"].map((c) => h("th", {}, c)))),
+      body,
+    ),
+  );
+  try {
+    const { groups } = await getJSON("/api/errors", { from: range, buckets: 30 });
+    if (!groups.length) body.append(h("tr", {}, h("td", { colspan: 8 }, "No errors in this range.")));
+    for (const g of groups) {
+      const box = h("input", {
+        type: "checkbox",
+        "aria-label": `select ${g.title}`,
+        onchange: (e) => {
+          if (e.target.checked) chosen.add(g.id);
+          else chosen.delete(g.id);
+          merge.disabled = chosen.size < 2;
+        },
+      });
+      body.append(
+        h(
+          "tr",
+          { class: "error-group" },
+          h("td", {}, box),
+          h("td", { class: "error-title" }, link(`/ui/errors/${encodeURIComponent(g.id)}`, g.title)),
+          h("td", { class: "num" }, String(g.count)),
+          h("td", {}, sparkline(g.sparkline)),
+          h("td", { title: formatTime(g.first_seen) }, ago(g.first_seen)),
+          h("td", { title: formatTime(g.last_seen) }, ago(g.last_seen)),
+          h("td", {}, g.hosts.slice(0, 5).join(", "), g.hosts.length > 5 ? ` +${g.hosts.length - 5}` : ""),
+          h("td", {}, g.apps.join(", ")),
+        ),
+      );
+    }
+  } catch (err) {
+    replace(status, notice("error", err.message));
+  }
+}
+
+export async function errorView(root, id) {
+  const range = params().get("from") || "-24h";
+  let g;
+  try {
+    g = await getJSON(`/api/errors/${encodeURIComponent(id)}`, { from: range, buckets: 60 });
+  } catch (err) {
+    replace(root, notice("error", err.message), link("/ui/errors", "All errors"));
+    return;
+  }
+  const status = h("div");
+  const split = (fp) => async () => {
+    try {
+      await sendJSON("POST", `/api/errors/${encodeURIComponent(id)}/split`, { fingerprint: fp });
+      errorView(root, id);
+    } catch (err) {
+      replace(status, notice("error", err.message));
+    }
+  };
+  const sample = g.sample
+    ? h(
+        "div",
+        { class: "sample" },
+        h("h3", {}, "Latest occurrence"),
+        entryRow(g.sample),
+        h("pre", { class: "stack" }, g.sample.message),
+      )
+    : notice("info", "The latest occurrence is not in the log store: not written yet (reload in a second) or gone with log retention.");
+  const first = Math.floor(g.first_seen);
+  const events = g.events.length
+    ? h("ul", { class: "events" }, g.events.map((e) => h("li", {}, h("span", { class: "log-time" }, formatTime(e.when)), " ", h("strong", {}, e.what), e.tags.length ? ` [${e.tags.join(", ")}]` : "")))
+    : h("p", { class: "muted" }, "No deploys or other events within an hour of the first appearance.");
+  replace(
+    root,
+    h("p", {}, link("/ui/errors", "← all errors")),
+    h("h2", { class: "error-title" }, g.title),
+    status,
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "occurrences"), h("dd", {}, `${g.count} in the range`),
+      h("dt", {}, "first seen"), h("dd", {}, `${formatTime(g.first_seen)} (${ago(g.first_seen)})`),
+      h("dt", {}, "last seen"), h("dd", {}, `${formatTime(g.last_seen)} (${ago(g.last_seen)})`),
+      h("dt", {}, "hosts"), h("dd", {}, g.hosts.join(", ")),
+      h("dt", {}, "apps"), h("dd", {}, g.apps.join(", ")),
+    ),
+    sparkline(g.sparkline, 480, 48),
+    sample,
+    h("h3", {}, "Around its first appearance"),
+    events,
+    h("p", {}, link(`/ui/logs?from=${first - 600}&until=${first + 600}`, "Logs around the first appearance")),
+    h("h3", {}, "Fingerprints in this group"),
+    h(
+      "ul",
+      { class: "fingerprints" },
+      g.fingerprints.map((fp) => h("li", {}, h("code", {}, fp), g.fingerprints.length > 1 ? h("button", { type: "button", onclick: split(fp) }, "Split out") : "")),
+    ),
+  );
+}
