@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 
 from vigil.query.timeparse import parse_time
 from vigil.store.interface import ErrorStorage, StorageError
+from vigil.web.jsonio import json_body, json_response
 
 FILTER_FIELDS = ("app", "host", "dc", "cluster")
 DEFAULT_FROM = "-24h"
@@ -37,10 +37,6 @@ DEFAULT_FROM = "-24h"
 
 class _BadRequest(ValueError):
     """A request the API cannot take; answered 400 with its message."""
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def _range(request: Request, now: float) -> tuple[int, int]:
@@ -68,26 +64,16 @@ def _int(request: Request, name: str, default: int) -> int:
         raise _BadRequest(f"{name} must be an integer, not {text!r}") from None
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    try:
-        doc = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise _BadRequest("the body must be a JSON object") from None
-    if not isinstance(doc, dict):
-        raise _BadRequest("the body must be a JSON object")
-    return doc
-
-
 def error_routes(errors: ErrorStorage, clock: Callable[[], float] = time.time) -> list[BaseRoute]:
     """The routes of the error groups API over an error store."""
 
     async def answer(work: Callable[[], Any]) -> Response:
         try:
-            return _json(await run_in_threadpool(work))
+            return json_response(await run_in_threadpool(work))
         except ValueError as e:
-            return _json({"error": str(e)}, 400)
+            return json_response({"error": str(e)}, 400)
         except StorageError as e:
-            return _json({"error": str(e)}, 503)
+            return json_response({"error": str(e)}, 503)
 
     async def list_groups(request: Request) -> Response:
         try:
@@ -95,7 +81,7 @@ def error_routes(errors: ErrorStorage, clock: Callable[[], float] = time.time) -
             buckets = _int(request, "buckets", 30)
             limit = _int(request, "limit", 100)
         except _BadRequest as e:
-            return _json({"error": str(e)}, 400)
+            return json_response({"error": str(e)}, 400)
         filters = {f: v for f in FILTER_FIELDS if (v := request.query_params.get(f))}
         return await answer(
             lambda: {"groups": errors.groups(start, end, filters, buckets=buckets, limit=limit)}
@@ -108,30 +94,30 @@ def error_routes(errors: ErrorStorage, clock: Callable[[], float] = time.time) -
             buckets = _int(request, "buckets", 30)
             found = await run_in_threadpool(errors.group, gid, start, end, buckets)
         except ValueError as e:
-            return _json({"error": str(e)}, 400)
+            return json_response({"error": str(e)}, 400)
         except StorageError as e:
-            return _json({"error": str(e)}, 503)
+            return json_response({"error": str(e)}, 503)
         if found is None:
-            return _json({"error": f"no error group {gid}"}, 404)
-        return _json(found)
+            return json_response({"error": f"no error group {gid}"}, 404)
+        return json_response(found)
 
     async def merge(request: Request) -> Response:
         try:
-            ids = (await _body(request)).get("ids")
-        except _BadRequest as e:
-            return _json({"error": str(e)}, 400)
+            ids = (await json_body(request)).get("ids")
+        except ValueError as e:
+            return json_response({"error": str(e)}, 400)
         if not isinstance(ids, list) or len(ids) < 2 or not all(isinstance(i, str) for i in ids):
-            return _json({"error": '"ids" must be a list of at least two group ids'}, 400)
+            return json_response({"error": '"ids" must be a list of at least two group ids'}, 400)
         return await answer(lambda: {"id": errors.merge(ids)})
 
     async def split(request: Request) -> Response:
         gid = request.path_params["id"]
         try:
-            fingerprint = (await _body(request)).get("fingerprint")
-        except _BadRequest as e:
-            return _json({"error": str(e)}, 400)
+            fingerprint = (await json_body(request)).get("fingerprint")
+        except ValueError as e:
+            return json_response({"error": str(e)}, 400)
         if not isinstance(fingerprint, str):
-            return _json({"error": '"fingerprint" must be a fingerprint id (hex)'}, 400)
+            return json_response({"error": '"fingerprint" must be a fingerprint id (hex)'}, 400)
 
         def work() -> dict[str, str]:
             errors.split(gid, fingerprint)

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,27 +22,7 @@ from starlette.routing import BaseRoute, Route
 from vigil.cube.backfill import Backfill
 from vigil.cube.rulebook import RuleBook
 from vigil.query.timeparse import parse_time
-
-# Largest rule or backfill request body.
-MAX_BODY_BYTES = 64 << 10
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
-
-
-async def _body(request: Request) -> Any:
-    """The JSON object of a request, or a ``ValueError`` saying why there is none."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise ValueError(f"body larger than {MAX_BODY_BYTES} bytes")
-    try:
-        doc = orjson.loads(body or b"{}")
-    except orjson.JSONDecodeError as e:
-        raise ValueError(f"body is not JSON: {e}") from None
-    if not isinstance(doc, dict):
-        raise ValueError("body must be a JSON object")
-    return doc
+from vigil.web.jsonio import json_body, json_response
 
 
 def backfill_range(doc: dict[str, Any], now: float) -> tuple[int, int]:
@@ -71,50 +50,50 @@ def rule_routes(
     """The routes of the rules API over this node's rule book and backfill jobs."""
 
     async def list_rules(request: Request) -> Response:
-        return _json({"rules": book.list(), "errors": book.errors})
+        return json_response({"rules": book.list(), "errors": book.errors})
 
     async def reload_rules(request: Request) -> Response:
         await run_in_threadpool(book.reload)
-        return _json({"rules": book.list(), "errors": book.errors})
+        return json_response({"rules": book.list(), "errors": book.errors})
 
     async def add_rule(request: Request) -> Response:
         try:
-            doc = await _body(request)
+            doc = await json_body(request)
             rule = await run_in_threadpool(book.add, doc)
         except ValueError as e:
-            return _json({"error": str(e)}, 400)
-        return _json(rule.to_dict(), 201)
+            return json_response({"error": str(e)}, 400)
+        return json_response(rule.to_dict(), 201)
 
     async def remove_rule(request: Request) -> Response:
         name = request.path_params["name"]
         try:
             await run_in_threadpool(book.remove, name)
         except KeyError:
-            return _json({"error": f"no rule named {name!r}"}, 404)
+            return json_response({"error": f"no rule named {name!r}"}, 404)
         except ValueError as e:
-            return _json({"error": str(e)}, 400)
-        return _json({"removed": name})
+            return json_response({"error": str(e)}, 400)
+        return json_response({"removed": name})
 
     async def start_backfill(request: Request) -> Response:
         name = request.path_params["name"]
         try:
-            start_ms, end_ms = backfill_range(await _body(request), clock())
+            start_ms, end_ms = backfill_range(await json_body(request), clock())
             job = backfills.start(start_ms, end_ms, name)
         except KeyError:
-            return _json({"error": f"no rule named {name!r}"}, 404)
+            return json_response({"error": f"no rule named {name!r}"}, 404)
         except ValueError as e:
-            return _json({"error": str(e)}, 400)
-        return _json({"job": job}, 202)
+            return json_response({"error": str(e)}, 400)
+        return json_response({"job": job}, 202)
 
     async def backfill_jobs(request: Request) -> Response:
-        return _json({"jobs": backfills.jobs()})
+        return json_response({"jobs": backfills.jobs()})
 
     async def backfill_job(request: Request) -> Response:
         job = request.path_params["job"]
         try:
-            return _json(backfills.job(job))
+            return json_response(backfills.job(job))
         except KeyError:
-            return _json({"error": f"no backfill job {job!r}"}, 404)
+            return json_response({"error": f"no backfill job {job!r}"}, 404)
 
     return [
         Route("/api/rules", list_rules, methods=["GET"]),
