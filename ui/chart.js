@@ -91,7 +91,8 @@ export class Graph {
           label,
           stroke: PALETTE[i % PALETTE.length],
           width: 1.5,
-          points: { show: (u, si, i0, i1) => i1 - i0 < 60 },
+          // Sparse series get dots: a lone point between gaps has no line to show it.
+          points: { show: (u, si) => this.stats[si - 1].points < 60 },
         })),
       ],
       cursor: { sync: { key: CROSSHAIR }, drag: { x: true, y: false, setScale: false } },
@@ -108,6 +109,8 @@ export class Graph {
     this.events = events || [];
     const data = columns(series);
     const labels = series.map((s) => s.target);
+    this.data = data;
+    this.stats = data.slice(1).map(stats);
     if (this.plot && JSON.stringify(labels) === JSON.stringify(this.labels)) {
       this.plot.setData(data);
     } else {
@@ -118,8 +121,6 @@ export class Graph {
       this.markerLayer = h("div", { class: "markers" });
       this.plot.over.append(this.markerLayer);
     }
-    this.data = data;
-    this.stats = data.slice(1).map(stats);
     this.empty.hidden = this.stats.some((s) => s.points > 0);
     this.container.dataset.points = this.stats.map((s) => s.points).join(",");
     this.drawLegend();

@@ -3,9 +3,8 @@
 
 import { getJSON, sendJSON } from "./api.js";
 import { h, notice, replace, select, sparkline } from "./dom.js";
-import { entryRow } from "./logs.js";
 import { link, navigate, params, setParams } from "./router.js";
-import { ago, formatTime } from "./time.js";
+import { ago, formatPrecise, formatTime } from "./time.js";
 
 const RANGES = [["-1h", "last hour"], ["-24h", "last 24 h"], ["-7d", "last 7 days"], ["-30d", "last 30 days"]];
 
@@ -101,7 +100,13 @@ export async function errorView(root, id) {
         "div",
         { class: "sample" },
         h("h3", {}, "Latest occurrence"),
-        entryRow(g.sample),
+        h(
+          "p",
+          { class: "sample-source" },
+          formatPrecise(g.sample.ts),
+          ` on ${g.sample.host || "?"}/${g.sample.app || "?"}`,
+          [g.sample.kind, g.sample.name, g.sample.status ? `status ${g.sample.status}` : ""].filter(Boolean).map((t) => ` · ${t}`),
+        ),
         h("pre", { class: "stack" }, g.sample.message),
       )
     : notice("info", "The latest occurrence is not in the log store: not written yet (reload in a second) or gone with log retention.");

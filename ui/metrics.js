@@ -83,7 +83,7 @@ export async function metricBrowser(root) {
       "div",
       { class: "target-row" },
       input,
-      h("div", { class: "compose" }, fn, args, h("button", { type: "button", onclick: () => { state.targets[i] = wrap(state.targets[i], fn.value, args.value); save(); drawTargets(); drawGraph(); } }, "Apply"), describe),
+      h("div", { class: "compose" }, fn, args, h("button", { type: "button", onclick: () => { state.targets[i] = wrap(state.targets[i], fn.value, args.value); save(); drawTargets(); drawGraph(); } }, "Apply function"), describe),
       h("button", { type: "button", onclick: () => { state.targets.splice(i, 1); save(); drawTargets(); drawGraph(); } }, "Remove"),
     );
   };

@@ -155,7 +155,7 @@ def test_metric_browser_graphs_a_clicked_metric_and_wraps_it(page: Page, server:
     expect(page.locator(".target-input")).to_have_value("ui.browse.load")
     page.get_by_label("function").select_option("scale")
     page.get_by_label("arguments").fill("10")
-    page.get_by_role("button", name="Apply").click()
+    page.get_by_role("button", name="Apply function").click()
     expect(page.locator(".target-input")).to_have_value("scale(ui.browse.load, 10)")
     page.wait_for_url(lambda url: "target=scale" in url)
     expect(page.locator(".panel-graph")).to_have_attribute("data-points", "1")
