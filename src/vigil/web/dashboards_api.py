@@ -15,19 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from vigil.web.dashboard_files import DashboardError, DashboardFiles, check_name, parse
+from vigil.web.jsonio import error_response, json_body, json_response
 
 MAX_BODY_BYTES = 1 << 20
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def dashboard_routes(files: DashboardFiles) -> list[BaseRoute]:
@@ -46,44 +42,37 @@ def dashboard_routes(files: DashboardFiles) -> list[BaseRoute]:
         return out
 
     async def list_view(request: Request) -> Response:
-        return _json({"dashboards": await run_in_threadpool(listing)})
+        return json_response({"dashboards": await run_in_threadpool(listing)})
 
     async def get_view(request: Request) -> Response:
         name = request.path_params["name"]
         try:
             found = await run_in_threadpool(files.load, check_name(name))
         except DashboardError as e:
-            return _json({"error": str(e)}, 422)
+            return error_response(422, str(e))
         if found is None:
-            return _json({"error": f"no dashboard {name!r}"}, 404)
-        return _json({"name": name, "dashboard": found.to_json()})
+            return error_response(404, f"no dashboard {name!r}")
+        return json_response({"name": name, "dashboard": found.to_json()})
 
     async def put_view(request: Request) -> Response:
         name = request.path_params["name"]
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _json({"error": f"a dashboard is at most {MAX_BODY_BYTES} bytes"}, 413)
         try:
             check_name(name)
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError as e:
-                raise DashboardError(f"the body is not JSON: {e}") from None
-            dashboard = parse(doc)
-        except DashboardError as e:
-            return _json({"error": str(e)}, 400)
+            dashboard = parse(await json_body(request, MAX_BODY_BYTES))
+        except ValueError as e:  # DashboardError included
+            return error_response(400, str(e))
         await run_in_threadpool(files.save, name, dashboard)
-        return _json({"name": name, "dashboard": dashboard.to_json()})
+        return json_response({"name": name, "dashboard": dashboard.to_json()})
 
     async def delete_view(request: Request) -> Response:
         name = request.path_params["name"]
         try:
             deleted = await run_in_threadpool(files.delete, name)
         except DashboardError as e:
-            return _json({"error": str(e)}, 400)
+            return error_response(400, str(e))
         if not deleted:
-            return _json({"error": f"no dashboard {name!r}"}, 404)
-        return _json({"deleted": True})
+            return error_response(404, f"no dashboard {name!r}")
+        return json_response({"deleted": True})
 
     return [
         Route("/api/dashboards", list_view),

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -27,13 +25,10 @@ from starlette.routing import BaseRoute, Route
 
 from vigil.query.timeparse import parse_time
 from vigil.store.interface import LogStorage, StorageError
+from vigil.web.jsonio import error_response, json_response
 
 DEFAULT_FROM = "-1h"
 MAX_RANGE_SECONDS = 7 * 86400
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def sources_range(params: dict[str, str], now: int) -> tuple[int, int]:
@@ -60,9 +55,9 @@ def source_routes(logs: LogStorage, clock: Callable[[], float] = time.time) -> l
             start, end = sources_range(dict(request.query_params), int(clock()))
             found = await run_in_threadpool(logs.sources, start * 1000, end * 1000)
         except ValueError as e:  # LogQueryError included: too many entries in the range
-            return _json({"error": str(e)}, 400)
+            return error_response(400, str(e))
         except StorageError as e:
-            return _json({"error": str(e)}, 503)
-        return _json({"from": start, "until": end, "sources": found})
+            return error_response(503, str(e))
+        return json_response({"from": start, "until": end, "sources": found})
 
     return [Route("/api/sources", sources)]

@@ -86,7 +86,8 @@ def test_dashboard_draws_every_point_and_the_deploy_marker(page: Page, server: S
 
 
 def test_dashboard_edits_are_saved_back_to_its_file(page: Page, server: Server) -> None:
-    page.goto("/ui/dashboards")
+    page.goto("/")  # a browser at the node's address lands on the dashboards
+    page.wait_for_url("**/ui/dashboards")
     page.get_by_label("name").fill("db")
     page.get_by_label("title").fill("Databases")
     page.get_by_role("button", name="New dashboard").click()
