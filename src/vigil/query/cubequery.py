@@ -6,7 +6,7 @@ datacenter > cluster > host, application, type, name and status (see
 input (errors name the parameter); a storage backend answers it with a
 ``CubeResult`` table.
 
->>> q = CubeQuery(0, 3600, measures=("count", "p99"), group_by=("app", "host"))
+>>> q = CubeQuery(0, 3600, measures=("count", "p99"), group_by=("app", "host"), rollup=True)
 >>> q.hierarchy_levels()
 [('app', 'host'), ('app',)]
 """
@@ -22,8 +22,9 @@ HIERARCHY = ("dc", "cluster", "host")
 # Each measure and the quantile it reads from the duration sketch, if any.
 QUANTILES = {"p50": 0.5, "p90": 0.9, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 MEASURES = ("count", "errors", "error_rate", "transactions", "sum", "avg", "min", "max", *QUANTILES)
-# The steps the engine keeps, finest first.
-STEPS = (10, 60, 3600)
+# The steps the engine keeps, finest first. Days are not a retention step of
+# their own: they serve long ranges from few rows and live as long as hours.
+STEPS = (10, 60, 3600, 86400)
 MAX_ROWS = 200_000
 # A range is read from a table with at least this many buckets in it, so that
 # widening it to whole buckets changes it by at most a twelfth.
@@ -83,6 +84,22 @@ class CubeQuery:
         step = self.table_step
         return self.start - self.start % step, -(-self.end // step) * step
 
+    def segments(self) -> list[tuple[int, int, int]]:
+        """(step, start, end) of each table read, covering ``bounds`` exactly.
+
+        With ``step`` one table serves the range. Without, whole buckets of
+        coarser tables inside the range are read from them and only the edges
+        from ``table_step``'s table: the same sums from far fewer rows (a day
+        of 1 h buckets is one row per group in the 1-day table).
+
+        >>> CubeQuery(82_800, 3 * 86_400 + 3_600, step=None).segments()
+        [(3600, 82800, 86400), (86400, 86400, 259200), (3600, 259200, 262800)]
+        """
+        start, end = self.bounds
+        if self.step:
+            return [(self.table_step, start, end)]
+        return _cover(start, end, [s for s in STEPS if s >= self.table_step])
+
     def hierarchy_levels(self) -> list[tuple[str, ...]]:
         """The group-by of each row level: the full one, then (with ``rollup``) totals.
 
@@ -96,6 +113,19 @@ class CubeQuery:
                 dropped = located.pop()
                 levels.append(tuple(d for d in levels[-1] if d != dropped))
         return levels
+
+
+def _cover(start: int, end: int, steps: list[int]) -> list[tuple[int, int, int]]:
+    """``[start, end)`` (whole buckets of ``steps[0]``) as whole buckets of the coarsest steps."""
+    step, coarser = steps[0], steps[1:]
+    if not coarser:
+        return [(step, start, end)]
+    low, high = -(-start // coarser[0]) * coarser[0], end // coarser[0] * coarser[0]
+    if low >= high:
+        return [(step, start, end)]
+    head = [(step, start, low)] if start < low else []
+    tail = [(step, high, end)] if high < end else []
+    return [*head, *_cover(low, high, coarser), *tail]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pyarrow as pa
 
-from vigil.query.cubequery import STEPS
+from vigil.query.cubequery import QUANTILES, STEPS
 from vigil.query.series import Series
 from vigil.query.source import MetricNode
-from vigil.store.cubestore import measure_values, table
+from vigil.store.cubestore import COUNTERS, measure_values, merged_quantiles, table
 from vigil.store.pathglob import glob_body
 
 ROOT = "cube"
@@ -104,7 +104,8 @@ def fetch(
         conds = [f"ts >= toDateTime({first})", f"ts < toDateTime({end})"]
         conds += [f"match({_safe(d)}, {_regex(g)})" for d, g in zip(PATH_DIMS, parts[1:-1])]
         keys = ", ".join(f"{_safe(d)} AS {d}" for d in PATH_DIMS)
-        sketch = ", sumMapMerge(bins) AS merged" if any(m.startswith("p") for m in measures) else ""
+        levels = [QUANTILES[m] for m in measures if m in QUANTILES]
+        sketch = ", sumMap(bins) AS merged" if levels else ""
         sql = (
             f"SELECT {keys}, toUInt32(ts) AS bucket, sum(cnt) AS cnt, sum(errors) AS errors,"
             " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"
@@ -114,7 +115,9 @@ def fetch(
         result = query(sql)
         if not result.num_rows:
             continue
-        values = measure_values(result, measures)
+        counters = {c: result.column(c).to_numpy() for c in COUNTERS}
+        quantiles = merged_quantiles(result.column("merged"), levels) if levels else None
+        values = measure_values(counters, quantiles, measures)
         names = [
             ".".join([ROOT, *row])
             for row in zip(*(result.column(d).to_pylist() for d in PATH_DIMS))

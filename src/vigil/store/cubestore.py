@@ -1,25 +1,36 @@
-"""The cube in the engine: counters of transactions and events, kept by materialized views.
+"""The cube in the engine: partial cubes of every insert, merged by the engine and at query time.
 
-Every ``end``, ``atomic`` and ``event`` entry inserted into ``vigil.logs``
-feeds ``cube_10`` (10-second buckets) through a materialized view; coarser
-tables (``cube_60``, ``cube_3600``) are fed from the finer one. Each row holds
-aggregate states over (bucket, dc, cluster, host, app, type, name, status):
-count, errors (status != 0), transactions, duration sum/min/max, and the
-duration's DDSketch bins (``vigil.sketch``) as a ``sumMap`` state. Every
-measure merges by sum, min, max or key-wise sum, so partial cubes (one per
-insert, per node, per shard) merge to the same cube in any order: the
-aggregator/combiner split, done by the engine.
+Every batch of log entries stored is also aggregated (``cube.aggregate``)
+into one partial cube per step, inserted into ``cube_10``, ``cube_60``,
+``cube_3600`` and ``cube_86400``. Each row holds, per (bucket, app, name,
+dc, cluster, host, type, status): count, errors (status != 0),
+transactions, duration sum/min/max, and the duration's DDSketch bins
+(``vigil.sketch``) as plain sorted (keys, counts) arrays. The tables are
+``AggregatingMergeTree`` with ``SimpleAggregateFunction`` columns, so the
+engine merges rows of the same bucket and dimensions by sum, min, max and
+key-wise sum: partial cubes (one per insert, per node, per shard) merge to
+the same cube in any order, the aggregator/combiner split with the engine
+as combiner.
+
+Queries sum the counters in the engine. Quantiles read the bins of every
+row in range as they are (plain arrays, no aggregate state to build) and
+merge them per group in numpy; whole days of a range come from the 1-day
+table, so a day of a group is one row (``CubeQuery.segments``).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from vigil.cube.aggregate import partial_cubes
 from vigil.query.cubequery import (
     MAX_ROWS,
     QUANTILES,
@@ -28,19 +39,26 @@ from vigil.query.cubequery import (
     CubeQueryError,
     CubeResult,
 )
-from vigil.sketch import KEY_BIAS, MAPPING, grouped_quantiles
+from vigil.sketch import grouped_quantiles
 from vigil.store.schema import MERGE_TREE_SETTINGS, in_conditions
 
+log = logging.getLogger(__name__)
+
 DB = "vigil"
-_DIMS = "dc, cluster, host, app, type, name, status"
 _LOW = "LowCardinality(String)"
-# The sketch key of a duration, as ``sketch.keys_of`` computes it (durations are >= 0).
-_LOG_GAMMA = math.log1p(2 * MAPPING.relative_accuracy / (1 - MAPPING.relative_accuracy))
-_KEY_SQL = (
-    f"toInt32(if(duration_ms <= {MAPPING.min_possible!r}, 0,"
-    f" ceil(log(least(duration_ms, {MAPPING.max_possible!r})) / {_LOG_GAMMA!r})"
-    f" + {KEY_BIAS}))"
+_DIMS = "app, name, dc, cluster, host, type, status"
+# The summed columns of a cube row, as query results name them too.
+COUNTERS = ("cnt", "errors", "txn", "dur_sum", "dur_min", "dur_max")
+_COLUMNS = f"ts, {_DIMS}, {', '.join(COUNTERS)}, bins"
+_SUMS = (
+    "sum(cnt) AS cnt, sum(errors) AS errors, sum(txn) AS txn, sum(dur_sum) AS dur_sum,"
+    " min(dur_min) AS dur_min, max(dur_max) AS dur_max"
 )
+_BINS_TYPE = "Tuple(Array(Int32), Array(UInt64))"
+# Quantiles merge the bins of every row read; past this many rows a query is refused.
+MAX_SKETCH_ROWS = 10_000_000
+# (group, key) packed in one int64 to sort a group's bins: keys fit in 18 bits once shifted.
+_KEY_BITS = 18
 
 
 def table(step: int) -> str:
@@ -48,63 +66,90 @@ def table(step: int) -> str:
     return f"{DB}.cube_{step}"
 
 
-def create_statements(enabled: bool = True) -> list[str]:
-    """Idempotent DDL: one table per step, then the views (recreated on every start).
-
-    Disabled, the views are dropped: stored cubes stay queryable, new entries
-    no longer feed them (what the cube costs at ingest is measured that way).
-    """
-    stmts = []
-    for step in STEPS:
-        partition = "toYYYYMMDD(ts)" if step < 3600 else "toYYYYMM(ts)"
-        stmts.append(
-            f"CREATE TABLE IF NOT EXISTS {table(step)} (ts DateTime CODEC(DoubleDelta, ZSTD),"
-            f" dc {_LOW}, cluster {_LOW}, host {_LOW}, app {_LOW}, type {_LOW}, name {_LOW},"
-            " status Int32, cnt SimpleAggregateFunction(sum, UInt64),"
-            " errors SimpleAggregateFunction(sum, UInt64),"
-            " txn SimpleAggregateFunction(sum, UInt64),"
-            " dur_sum SimpleAggregateFunction(sum, Float64),"
-            " dur_min SimpleAggregateFunction(min, Float64),"
-            " dur_max SimpleAggregateFunction(max, Float64),"
-            " bins AggregateFunction(sumMap, Array(Int32), Array(UInt64)))"
-            f" ENGINE = AggregatingMergeTree PARTITION BY {partition}"
-            f" ORDER BY (ts, app, name, dc, cluster, host, type, status) {MERGE_TREE_SETTINGS}"
-        )
-    for step in STEPS:
-        stmts.append(f"DROP VIEW IF EXISTS {table(step)}_mv")
-    if not enabled:
-        return stmts
-    finest = STEPS[0]
-    txn = "kind != 'event'"
-    stmts.append(
-        f"CREATE MATERIALIZED VIEW {table(finest)}_mv TO {table(finest)} AS"
-        f" SELECT bucket AS ts, {_DIMS}, count() AS cnt, countIf(status != 0) AS errors, countIf({txn}) AS txn,"
-        f" sumIf(duration_ms, {txn}) AS dur_sum,"
-        f" min(if({txn}, duration_ms, inf)) AS dur_min,"
-        f" max(if({txn}, duration_ms, -inf)) AS dur_max,"
-        f" sumMapState(if({txn}, [{_KEY_SQL}], []), if({txn}, [toUInt64(1)], []))"
-        f" AS bins FROM (SELECT toDateTime(intDiv(toUInt32(toDateTime(ts)), {finest}) * {finest})"
-        f" AS bucket, {_DIMS}, kind, duration_ms FROM {DB}.logs"
-        f" WHERE kind IN ('end', 'atomic', 'event')) GROUP BY bucket, {_DIMS}"
+def _create(name: str, step: int) -> str:
+    partition = "toYYYYMMDD(ts)" if step < 3600 else "toYYYYMM(ts)"
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} (ts DateTime CODEC(DoubleDelta, ZSTD),"
+        f" dc {_LOW}, cluster {_LOW}, host {_LOW}, app {_LOW}, type {_LOW}, name {_LOW},"
+        " status Int32, cnt SimpleAggregateFunction(sum, UInt64),"
+        " errors SimpleAggregateFunction(sum, UInt64),"
+        " txn SimpleAggregateFunction(sum, UInt64),"
+        " dur_sum SimpleAggregateFunction(sum, Float64),"
+        " dur_min SimpleAggregateFunction(min, Float64),"
+        " dur_max SimpleAggregateFunction(max, Float64),"
+        f" bins SimpleAggregateFunction(sumMap, {_BINS_TYPE}))"
+        f" ENGINE = AggregatingMergeTree PARTITION BY {partition}"
+        f" ORDER BY (ts, {_DIMS}) {MERGE_TREE_SETTINGS}"
     )
-    for finer, step in zip(STEPS, STEPS[1:]):
-        stmts.append(
-            f"CREATE MATERIALIZED VIEW {table(step)}_mv TO {table(step)} AS"
-            f" SELECT bucket AS ts, {_DIMS}, sum(cnt) AS cnt, sum(errors) AS errors,"
-            " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"
-            " max(dur_max) AS dur_max, sumMapMergeState(bins) AS bins"
-            f" FROM (SELECT toDateTime(intDiv(toUInt32(ts), {step}) * {step}) AS bucket,"
-            f" {_DIMS}, cnt, errors, txn, dur_sum, dur_min, dur_max, bins FROM {table(finer)})"
-            f" GROUP BY bucket, {_DIMS}"
-        )
-    return stmts
+
+
+def create_statements() -> list[str]:
+    """Idempotent DDL: one table per step; the views that fed older versions are dropped."""
+    return [_create(table(step), step) for step in STEPS] + [
+        f"DROP VIEW IF EXISTS {table(step)}_mv" for step in STEPS
+    ]
 
 
 class CubeStore:
-    """Queries of the cube tables over the engine connections of a ``SqlStore``."""
+    """Writes and queries of the cube tables over the engine connections of a ``SqlStore``."""
 
-    def __init__(self, query: Callable[[str], pa.Table]) -> None:
+    def __init__(
+        self,
+        query: Callable[[str], pa.Table],
+        execute: Callable[[str], None],
+        insert: Callable[[str, pa.Table], None],
+        enabled: bool = True,
+    ) -> None:
         self._query = query
+        self._execute = execute
+        self._insert = insert
+        self.enabled = enabled
+
+    def upgrade(self) -> None:
+        """Bring tables of older versions to this layout, saying so in the log.
+
+        Tables that kept the bins as a ``sumMap`` aggregate state are rebuilt
+        with plain arrays (the same sums); a 1-day table created next to
+        existing hours is filled from them.
+        """
+        for step in STEPS:
+            sql = (
+                "SELECT type FROM system.columns"
+                f" WHERE database = '{DB}' AND table = 'cube_{step}' AND name = 'bins'"
+            )
+            kind = self._query(sql).column("type").to_pylist()
+            if kind and str(kind[0]).startswith("AggregateFunction"):
+                self._rebuild(step)
+        day, hour = table(STEPS[-1]), table(STEPS[-2])
+        if self._count(day) == 0 and (rows := self._count(hour)):
+            log.warning("cube: filling %s from the %d rows of %s", day, rows, hour)
+            bucket = f"toDateTime(intDiv(toUInt32(ts), {STEPS[-1]}) * {STEPS[-1]})"
+            self._execute(
+                f"INSERT INTO {day} ({_COLUMNS}) SELECT {bucket} AS day, {_DIMS}, {_SUMS},"
+                f" sumMap(bins) FROM {hour} GROUP BY day, {_DIMS}"
+            )
+
+    def _count(self, name: str) -> int:
+        return int(self._query(f"SELECT count() AS n FROM {name}").column("n")[0].as_py())
+
+    def _rebuild(self, step: int) -> None:
+        old, new = table(step), f"{table(step)}_rebuild"
+        log.warning("cube: rebuilding %s with plain sketch bins (%d rows)", old, self._count(old))
+        self._execute(f"DROP TABLE IF EXISTS {new} SYNC")
+        self._execute(_create(new, step))
+        self._execute(
+            f"INSERT INTO {new} ({_COLUMNS}) SELECT ts, {_DIMS}, {', '.join(COUNTERS)},"
+            f" finalizeAggregation(bins) FROM {old}"
+        )
+        self._execute(f"RENAME TABLE {old} TO {old}_old, {new} TO {old}")
+        self._execute(f"DROP TABLE {old}_old SYNC")
+
+    def write(self, entries: pa.Table) -> None:
+        """Add the transactions and events of stored ``LOGS_SCHEMA`` entries to the cube."""
+        if not self.enabled:
+            return
+        for step, rows in partial_cubes(entries, STEPS).items():
+            self._insert(table(step), rows)
 
     def query(self, q: CubeQuery) -> CubeResult:
         """The measures of ``q`` per group (and per step bucket), roll-up totals after."""
@@ -121,30 +166,49 @@ class CubeStore:
 
     def _level(self, q: CubeQuery, dims: tuple[str, ...]) -> list[list[Any]]:
         """Rows grouped by ``dims``: group columns as ``q.group_by`` lays them out, then measures."""
-        step = q.table_step
-        start, end = q.bounds
-        conds = [f"ts >= toDateTime({start})", f"ts < toDateTime({end})"]
-        conds += in_conditions(q.filters)
         keys = list(dims)
         if q.step:
             keys.insert(0, f"toUInt32(intDiv(toUInt32(ts), {q.step}) * {q.step}) AS bucket")
-        quantiles = [m for m in q.measures if m in QUANTILES]
-        sketch = ", sumMapMerge(bins) AS merged" if quantiles else ""
-        group = f" GROUP BY {', '.join(k.split(' AS ')[-1] for k in keys)}" if keys else ""
-        order = f" ORDER BY {', '.join(k.split(' AS ')[-1] for k in keys)}" if keys else ""
-        sql = (
-            f"SELECT {''.join(k + ', ' for k in keys)}sum(cnt) AS cnt, sum(errors) AS errors,"
-            " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"
-            f" max(dur_max) AS dur_max{sketch} FROM {table(step)} WHERE {' AND '.join(conds)}"
-            f"{group} HAVING cnt > 0{order} LIMIT {MAX_ROWS + 1}"
-        )
-        result = self._query(sql)
-        if result.num_rows > MAX_ROWS:
+        names = [k.split(" AS ")[-1] for k in keys]
+        levels = [QUANTILES[m] for m in q.measures if m in QUANTILES]
+        source = _source(q)
+        select = "".join(k + ", " for k in keys)
+        order = f" ORDER BY {', '.join(names)}" if keys else ""
+        if not levels:
+            group = f" GROUP BY {', '.join(names)}" if keys else ""
+            sql = f"SELECT {select}{_SUMS} FROM {source}{group} HAVING cnt > 0{order}"
+            result = self._query(f"{sql} LIMIT {MAX_ROWS + 1}")
+            groups, counters, quantiles = result, _counters(result), None
+        else:
+            sql = f"SELECT {select}{', '.join(COUNTERS)}, bins FROM {source}{order}"
+            result = self._query(f"{sql} LIMIT {MAX_SKETCH_ROWS + 1}")
+            if result.num_rows > MAX_SKETCH_ROWS:
+                raise CubeQueryError(
+                    f"quantiles over more than {MAX_SKETCH_ROWS} cube rows: filter, shorten"
+                    " the range, or ask for measures without quantiles"
+                )
+            groups, counters, quantiles = _merge_groups(result, names, levels)
+        if groups.num_rows > MAX_ROWS:
             raise CubeQueryError(
                 f"more than {MAX_ROWS} rows: group by fewer dimensions, filter, or use a"
                 " coarser step"
             )
-        return _rows(q, dims, result, quantiles)
+        values = measure_values(counters, quantiles, q.measures)
+        n = groups.num_rows
+        columns: list[list[Any]] = [groups.column("bucket").to_pylist()] if q.step else []
+        columns += [groups.column(d).to_pylist() if d in dims else [None] * n for d in q.group_by]
+        columns += [values[m] for m in q.measures]
+        return [list(row) for row in zip(*columns)]
+
+
+def _source(q: CubeQuery) -> str:
+    """The cube rows of ``q``'s range and filters, from each table of its segments."""
+    filters = in_conditions(q.filters)
+    parts = []
+    for step, start, end in q.segments():
+        conds = [f"ts >= toDateTime({start})", f"ts < toDateTime({end})", *filters]
+        parts.append(f"SELECT {_COLUMNS} FROM {table(step)} WHERE {' AND '.join(conds)}")
+    return f"({' UNION ALL '.join(parts)})"
 
 
 def _rollup_name(q: CubeQuery, level: tuple[str, ...]) -> str:
@@ -153,24 +217,76 @@ def _rollup_name(q: CubeQuery, level: tuple[str, ...]) -> str:
     return "total over " + ", ".join(dropped)
 
 
-def _rows(
-    q: CubeQuery, dims: tuple[str, ...], t: pa.Table, quantiles: list[str]
-) -> list[list[Any]]:
-    """Result rows laid out as ``q``'s columns; totals leave dropped dimensions null."""
-    values = measure_values(t, q.measures)
+Counters = dict[str, npt.NDArray[Any]]
+_REDUCE = {"dur_min": np.minimum, "dur_max": np.maximum}
+
+
+def _counters(t: pa.Table) -> Counters:
+    return {m: t.column(m).to_numpy() for m in COUNTERS}
+
+
+def _merge_groups(
+    t: pa.Table, keys: list[str], levels: list[float]
+) -> tuple[pa.Table, Counters, npt.NDArray[np.float64]]:
+    """Rows sorted by ``keys`` merged per group: (group keys, counters, quantiles per level).
+
+    A group's bins are the sorted runs of its rows; one stable sort by
+    (group, key), which finds those runs already in order, puts every
+    group's bins in key order for ``grouped_quantiles``.
+    """
     n = t.num_rows
-    columns: list[list[Any]] = [t.column("bucket").to_pylist()] if q.step else []
-    columns += [t.column(d).to_pylist() if d in dims else [None] * n for d in q.group_by]
-    columns += [values[m] for m in q.measures]
-    return [list(row) for row in zip(*columns)]
+    changed = np.ones(n, dtype=bool)
+    if keys and n:
+        changed[1:] = False
+        for k in keys:
+            col = t.column(k)
+            changed[1:] |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(
+                zero_copy_only=False
+            )
+    elif n:
+        changed[1:] = False
+    starts = np.flatnonzero(changed)
+    counters = {
+        m: _REDUCE.get(m, np.add).reduceat(t.column(m).to_numpy(), starts) if n else np.empty(0)
+        for m in COUNTERS
+    }
+    bins = t.column("bins").combine_chunks()
+    keys_list, counts_list = bins.field(0), bins.field(1)
+    lengths = pc.list_value_length(keys_list).to_numpy(zero_copy_only=False).astype(np.int64)
+    k = pc.list_flatten(keys_list).to_numpy()
+    c = pc.list_flatten(counts_list).to_numpy().astype(np.float64)
+    row_offsets = np.concatenate(([0], np.cumsum(lengths)))
+    offsets = row_offsets[np.append(starts, n)]
+    if len(starts) < n:  # some group has several rows: sort its bins
+        group = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(offsets))
+        order = np.argsort(
+            (group << _KEY_BITS) | (k.astype(np.int64) + (1 << (_KEY_BITS - 1))), kind="stable"
+        )
+        k, c = k[order], c[order]
+    quantiles = grouped_quantiles(offsets, k, c, levels)
+    return t.select(keys).take(pa.array(starts)), counters, quantiles
 
 
-def measure_values(t: pa.Table, measures: Sequence[str]) -> dict[str, list[float | None]]:
-    """Each measure per row of a grouped result (``cnt`` ... ``merged`` columns)."""
-    cnt = t.column("cnt").to_numpy().astype(np.float64)
-    errors = t.column("errors").to_numpy().astype(np.float64)
-    txn = t.column("txn").to_numpy().astype(np.float64)
-    dur_sum = t.column("dur_sum").to_numpy()
+def merged_quantiles(merged: pa.ChunkedArray, levels: Sequence[float]) -> npt.NDArray[np.float64]:
+    """Quantiles per row of a ``sumMap(bins)`` result column (sorted keys, their counts)."""
+    column = merged.combine_chunks()
+    keys, counts = column.field(0), column.field(1)
+    return grouped_quantiles(
+        keys.offsets.to_numpy(),
+        keys.values.to_numpy(),
+        counts.values.to_numpy().astype(np.float64),
+        list(levels),
+    )
+
+
+def measure_values(
+    counters: Counters, quantiles: npt.NDArray[np.float64] | None, measures: Sequence[str]
+) -> dict[str, list[float | None]]:
+    """Each measure per group, from summed counters and quantiles (a column per quantile asked)."""
+    cnt = counters["cnt"].astype(np.float64)
+    errors = counters["errors"].astype(np.float64)
+    txn = counters["txn"].astype(np.float64)
+    dur_sum = counters["dur_sum"]
     with np.errstate(divide="ignore", invalid="ignore"):
         arrays = {
             "count": cnt,
@@ -179,20 +295,12 @@ def measure_values(t: pa.Table, measures: Sequence[str]) -> dict[str, list[float
             "error_rate": errors / cnt,
             "sum": np.where(txn > 0, dur_sum, np.nan),
             "avg": dur_sum / txn,
-            "min": _finite(t.column("dur_min").to_numpy()),
-            "max": _finite(t.column("dur_max").to_numpy()),
+            "min": _finite(counters["dur_min"]),
+            "max": _finite(counters["dur_max"]),
         }
-    quantiles = [m for m in measures if m in QUANTILES]
-    if quantiles:
-        merged = t.column("merged").combine_chunks()
-        keys, counts = merged.field(0), merged.field(1)
-        qs = grouped_quantiles(
-            keys.offsets.to_numpy(),
-            keys.values.to_numpy(),
-            counts.values.to_numpy().astype(np.float64),
-            [QUANTILES[m] for m in quantiles],
-        )
-        arrays.update({m: qs[:, i] for i, m in enumerate(quantiles)})
+    if quantiles is not None:
+        asked = [m for m in measures if m in QUANTILES]
+        arrays.update({m: quantiles[:, i] for i, m in enumerate(asked)})
     out: dict[str, list[float | None]] = {}
     for m in measures:
         if m in ("count", "errors", "transactions"):
@@ -202,9 +310,9 @@ def measure_values(t: pa.Table, measures: Sequence[str]) -> dict[str, list[float
     return out
 
 
-def _finite(a: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+def _finite(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return np.where(np.isfinite(a), a, np.nan)
 
 
-def _nan_none(a: np.ndarray[Any, Any]) -> list[float | None]:
+def _nan_none(a: npt.NDArray[Any]) -> list[float | None]:
     return [None if math.isnan(x) else float(x) for x in a.tolist()]

@@ -155,6 +155,7 @@ def stored_tables(policy: StoragePolicy) -> list[str]:
         "cube_10",
         "cube_60",
         "cube_3600",
+        "cube_86400",
         "error_occurrences",
         "error_fingerprints",
         "error_merges",

@@ -127,7 +127,7 @@ class SqlStore:
         for stmt in [
             *schema.create_statements(policy),
             logstore.CREATE,
-            *cubestore.create_statements(cube),
+            *cubestore.create_statements(),
             *errorstore.CREATE_STATEMENTS,
         ]:
             self._conn().execute(stmt)
@@ -135,14 +135,20 @@ class SqlStore:
             self._conn().execute(
                 f"ALTER TABLE {DB}.{table} MODIFY SETTING {schema.MERGE_TREE_OPTIONS}"
             )
-        self.cube = CubeStore(self._query)
+        self.cube = CubeStore(
+            self._query,
+            lambda sql: self._conn().execute(sql),
+            lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "cube rows"),
+            enabled=cube,
+        )
+        self.cube.upgrade()
         self.errors = ErrorStore(
             self._query,
             lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "errors"),
         )
         self.logs = LogStore(
             self._query,
-            lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "log entries"),
+            self._insert_logs,
             log_max_scan_rows,
             log_retention_days,
         )
@@ -216,6 +222,11 @@ class SqlStore:
         )
         self._insert("sketch_series", fresh, "sketch series")
         self._insert("sketches_in", keyed, "sketches")
+
+    def _insert_logs(self, table: str, rows: pa.Table) -> None:
+        """Store log entries, then count them in the cube (``cubestore``)."""
+        self._insert(table.removeprefix(f"{DB}."), rows, "log entries")
+        self.cube.write(rows)
 
     def _insert(self, table: str, rows: pa.Table, what: str) -> None:
         if rows.num_rows == 0:

@@ -1,0 +1,204 @@
+"""The cube's aggregator: one batch of log entries as a partial cube per kept step.
+
+Every ``end``, ``atomic`` and ``event`` entry counts in the bucket of each
+step (10 s, 1 min, 1 h, 1 day) under its dimensions (dc, cluster, host, app,
+type, name, status): count, errors (status != 0), transactions, duration sum,
+min and max, and the duration's DDSketch bins (``vigil.sketch``) as sorted
+keys with their counts. The engine merges these partial cubes (sums, min,
+max, key-wise sums): this is the aggregator half of eBay's
+aggregator/combiner split, done once per insert in a few numpy passes, so
+the engine never builds an aggregate state per entry.
+
+Any split of a batch gives partial cubes that add up to the partial cube of
+the whole batch (``tests/cube/test_aggregate.py``).
+
+An entry becomes a row of the 10 s partial cube like this::
+
+    {"ts": 1763900012.3, "kind": "end", "host": "web1", "name": "GET /cart", "status": 0,
+     "duration_ms": 17.3, ...}
+    -> {"ts": 1763900010, "host": "web1", "name": "GET /cart", "status": 0, "cnt": 1,
+        "errors": 0, "txn": 1, "dur_sum": 17.3, "dur_min": 17.3, "dur_max": 17.3,
+        "bins": {"keys": [65679], "counts": [1]}}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from vigil.sketch import keys_of
+
+CUBE_KINDS = ("end", "atomic", "event")
+# Dimensions other than status, in the order of the cube tables' sort key (status last).
+STRING_DIMS = ("app", "name", "dc", "cluster", "host", "type")
+BINS_TYPE = pa.struct(
+    [
+        pa.field("keys", pa.list_(pa.field("item", pa.int32(), nullable=False)), nullable=False),
+        pa.field("counts", pa.list_(pa.field("item", pa.uint64(), nullable=False)), nullable=False),
+    ]
+)
+# (row, key) pairs packed in one int64: sketch keys fit in 18 bits once shifted.
+_KEY_BITS = 18
+_KEY_SHIFT = 1 << (_KEY_BITS - 1)
+_NO_KEY = -_KEY_SHIFT  # events: counted, but no duration
+# A tuple code beyond this is renumbered before the next dimension multiplies it.
+_CODE_LIMIT = 1 << 40
+
+Int64s = npt.NDArray[np.int64]
+Floats = npt.NDArray[np.float64]
+
+
+def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
+    """The partial cube of ``batch`` (``LOGS_SCHEMA``) per step; no entry for an empty one.
+
+    Rows are sorted by bucket, then dimension tuple; the bins of a row are
+    sorted by key.
+    """
+    entries = batch.filter(pc.is_in(batch.column("kind"), pa.array(CUBE_KINDS)))
+    if not entries.num_rows:
+        return {}
+    dims = [_sorted_dictionary(entries.column(d)) for d in STRING_DIMS]
+    status = entries.column("status").to_numpy()
+    statuses, status_index = np.unique(status, return_inverse=True)
+    first, tuple_id = _tuple_ids(dims, status_index.astype(np.int64), len(statuses))
+    n_tuples = len(first)
+    txn = pc.not_equal(entries.column("kind"), "event").to_numpy(zero_copy_only=False)
+    duration = entries.column("duration_ms").to_numpy()
+    keys = np.where(txn, keys_of(np.where(txn, duration, 0.0)), _NO_KEY).astype(np.int64)
+    measures = _Measures(
+        (np.ones(len(status)), (status != 0) * 1.0, txn * 1.0, np.where(txn, duration, 0.0)),
+        np.where(txn, duration, np.inf),
+        np.where(txn, duration, -np.inf),
+    )
+    ts = entries.column("ts").cast(pa.int64()).to_numpy() // 1000
+    out = {}
+    for step in sorted(steps):
+        # Each level starts from the (bucket, tuple, key) sums of the finer one.
+        ts, tuple_id, keys, measures = _sum_pairs(ts, step, tuple_id, n_tuples, keys, measures)
+        out[step] = _rows(ts, tuple_id, keys, measures, dims, first, status[first])
+    return out
+
+
+def _sorted_dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:
+    """``column`` dictionary-encoded with a sorted dictionary, so indices order like values."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    indices = pa.array(rank[encoded.indices.to_numpy()])
+    return pa.DictionaryArray.from_arrays(indices, encoded.dictionary.take(pa.array(order)))
+
+
+def _tuple_ids(
+    dims: list[pa.DictionaryArray], status_index: Int64s, n_statuses: int
+) -> tuple[Int64s, Int64s]:
+    """Number the distinct dimension tuples: (an entry of each tuple, tuple id per entry).
+
+    Ids follow the order of the tuples' values (dimensions in ``dims`` order,
+    then status), so rows sorted by (bucket, id) are sorted as the cube
+    tables are, and the engine need not sort an insert again.
+    """
+    code, radix = np.zeros(len(status_index), np.int64), 1
+    parts = [(d.indices.to_numpy().astype(np.int64), len(d.dictionary)) for d in dims]
+    for index, size in [*parts, (status_index, n_statuses)]:
+        if radix * size >= _CODE_LIMIT:
+            code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+            radix = int(code.max()) + 1
+        code = code * size + index
+        radix *= size
+    _, first, ids = np.unique(code, return_index=True, return_inverse=True)
+    return first.astype(np.int64), ids.astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Measures:
+    """Per entry or per (bucket, tuple, key): sums (count, errors, transactions, duration), min, max."""
+
+    sums: tuple[Floats, ...]
+    low: Floats
+    high: Floats
+
+    def reduce(self, starts: Int64s, order: Int64s | None = None) -> _Measures:
+        """The measures (taken in ``order``) of the runs starting at ``starts``, summed (min, max)."""
+
+        def pick(a: Floats) -> Floats:
+            return a if order is None else a[order]
+
+        return _Measures(
+            tuple(np.add.reduceat(pick(a), starts) for a in self.sums),
+            np.minimum.reduceat(pick(self.low), starts),
+            np.maximum.reduceat(pick(self.high), starts),
+        )
+
+
+def _sum_pairs(
+    ts: Int64s, step: int, tuple_id: Int64s, n_tuples: int, keys: Int64s, measures: _Measures
+) -> tuple[Int64s, Int64s, Int64s, _Measures]:
+    """Measures summed (min, max) per (bucket of ``step``, tuple, key), sorted that way."""
+    bucket = ts - ts % step
+    low = int(bucket.min())
+    index = (bucket - low) // step
+    if (int(index.max()) + 1) * n_tuples >= _CODE_LIMIT:  # a batch spanning ages: renumber
+        values, index = np.unique(bucket, return_inverse=True)
+    else:
+        values = low + np.arange(int(index.max()) + 1, dtype=np.int64) * step
+    row = index.astype(np.int64) * n_tuples + tuple_id
+    pair = (row << _KEY_BITS) | (keys + _KEY_SHIFT)
+    order = np.argsort(pair)
+    pair = pair[order]
+    starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
+    row = pair[starts] >> _KEY_BITS
+    return (
+        values[row // n_tuples],
+        row % n_tuples,
+        (pair[starts] & (_KEY_SHIFT * 2 - 1)) - _KEY_SHIFT,
+        measures.reduce(starts, order),
+    )
+
+
+def _rows(
+    bucket: Int64s,
+    tuple_id: Int64s,
+    keys: Int64s,
+    measures: _Measures,
+    dims: list[pa.DictionaryArray],
+    first: Int64s,
+    tuple_status: npt.NDArray[np.int32],
+) -> pa.Table:
+    """One row per (bucket, tuple) from the sorted (bucket, tuple, key) sums."""
+    changed = (bucket[1:] != bucket[:-1]) | (tuple_id[1:] != tuple_id[:-1])
+    starts = np.flatnonzero(np.concatenate(([True], changed)))
+    row_tuple = tuple_id[starts]
+    entry = first[row_tuple]  # an entry of each row's tuple, for its dimension values
+    timed = keys != _NO_KEY
+    offsets = pa.array(
+        np.concatenate(([0], np.cumsum(timed)))[np.append(starts, len(keys))].astype(np.int32)
+    )
+    columns: dict[str, pa.Array] = {"ts": pa.array(bucket[starts].astype(np.uint32))}
+    for name, d in zip(STRING_DIMS, dims):
+        columns[name] = pa.DictionaryArray.from_arrays(
+            d.indices.take(pa.array(entry)), d.dictionary
+        )
+    columns["status"] = pa.array(tuple_status[row_tuple].astype(np.int32))
+    rows = measures.reduce(starts)
+    for i, name in enumerate(("cnt", "errors", "txn")):
+        columns[name] = pa.array(rows.sums[i].astype(np.uint64))
+    columns["dur_sum"] = pa.array(rows.sums[3])
+    columns["dur_min"] = pa.array(rows.low)
+    columns["dur_max"] = pa.array(rows.high)
+    columns["bins"] = pa.StructArray.from_arrays(
+        [
+            pa.ListArray.from_arrays(offsets, pa.array(values), t.type)
+            for values, t in [
+                (keys[timed].astype(np.int32), BINS_TYPE[0]),
+                (measures.sums[2][timed].astype(np.uint64), BINS_TYPE[1]),
+            ]
+        ],
+        fields=list(BINS_TYPE),
+    )
+    return pa.table(columns)
