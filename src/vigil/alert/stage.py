@@ -69,7 +69,7 @@ class AlertStage:
         self.plugin_dirs = [d for d in settings.plugin_dirs.split(":") if d]
         self.state_path = data_dir / "alerts" / "state.json"
         self.ruleset = RuleSet()
-        self.alerts: dict[tuple[str, str], AlertState] = {}
+        self.alerts: dict[str, dict[str, AlertState]] = {}  # rule -> target -> alert
         self.silences = Silences(data_dir / "alerts" / "silences.json")
         self.history = History(storage, telemetry)
         policy = SendPolicy(
@@ -125,8 +125,7 @@ class AlertStage:
             log.error("alert rules not reloaded, previous rules stay: %s", e)
             raise
         names = {r.name for r in ruleset.rules}
-        for key in [k for k in self.alerts if k[0] not in names]:
-            del self.alerts[key]
+        self.alerts = {name: alerts for name, alerts in self.alerts.items() if name in names}
         now = self.clock()
         self._due = {r.name: self._due.get(r.name, now) for r in ruleset.rules}
         self.ruleset = ruleset
@@ -267,24 +266,24 @@ class AlertStage:
     def _apply(self, rule: Rule, result: list[Check] | str, now: float) -> None:
         if isinstance(result, str):
             self.failures.inc()
-            known = [t for (r, t) in self.alerts if r == rule.name] or [rule.name]
-            result = [Check(t, Status.UNKNOWN, None, result) for t in known]
+        alerts = self.alerts.setdefault(rule.name, {})
+        if isinstance(result, str):
+            self.failures.inc()
+            result = [Check(t, Status.UNKNOWN, None, result) for t in alerts or [rule.name]]
         notices: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        seen = set()
         for check in result:
-            key = (rule.name, check.target)
-            seen.add(key)
-            alert = self.alerts.get(key)
+            alert = alerts.get(check.target)
             if alert is None:
-                alert = self.alerts[key] = AlertState(rule.name, check.target, since=now)
+                alert = alerts[check.target] = AlertState(rule.name, check.target, since=now)
             alert.labels = {**rule.labels, "rule": rule.name, "target": check.target}
             for change in alert.observe(check, rule, now):
                 self._act(rule, alert, change, now, notices)
-        for key in [k for k in self.alerts if k[0] == rule.name and k not in seen]:
-            if now - self.alerts[key].last_check > max(FORGET_AFTER, 10 * rule.interval):
-                del self.alerts[key]
-        for (reason, state), alerts in notices.items():
-            self.notify(rule, Notice(rule.name, state, reason, tuple(alerts), now))
+        if len(alerts) > len(result):
+            forget = now - max(FORGET_AFTER, 10 * rule.interval)
+            for target in [t for t, a in alerts.items() if a.last_check < forget]:
+                del alerts[target]
+        for (reason, state), group in notices.items():
+            self.notify(rule, Notice(rule.name, state, reason, tuple(group), now))
 
     def _act(
         self,
@@ -387,7 +386,7 @@ class AlertStage:
 
     def acknowledge(self, rule: str, target: str, reason: str) -> AlertState:
         """Acknowledge a problem: no repeats until it changes; ``KeyError`` if unknown."""
-        alert = self.alerts[(rule, target)]
+        alert = self.alerts[rule][target]
         alert.acknowledged = True
         self._dirty = True
         self.history.record(self.clock(), "ack", rule, target, alert.shown.name, reason)
@@ -414,7 +413,7 @@ class AlertStage:
         """Every alert, worst first, with whether a silence covers it."""
         now = self.clock()
         out = []
-        for alert in self.alerts.values():
+        for alert in (a for alerts in self.alerts.values() for a in alerts.values()):
             doc = alert.as_json()
             silence = self.silences.silencing(alert.labels, now)
             doc["silenced"] = silence is not None
@@ -434,7 +433,8 @@ class AlertStage:
             return {"rule": name, "error": result, "checks": []}
         out = []
         for c in result:
-            alert = copy.deepcopy(self.alerts.get((name, c.target))) or AlertState(name, c.target)
+            known = self.alerts.get(name, {}).get(c.target)
+            alert = copy.deepcopy(known) if known else AlertState(name, c.target)
             changes = alert.observe(c, rule, now)
             out.append(
                 {"target": c.target, "state": c.status.name, "value": c.value,
@@ -456,7 +456,7 @@ class AlertStage:
         self._dirty = False
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        doc = {"alerts": [a.to_dict() for a in self.alerts.values()],
+        doc = {"alerts": [a.to_dict() for alerts in self.alerts.values() for a in alerts.values()],
                "heartbeats": self.heartbeats.last}  # fmt: skip
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.state_path)
@@ -468,7 +468,7 @@ class AlertStage:
             doc = json.loads(self.state_path.read_text())
             for raw in doc["alerts"]:
                 alert = AlertState.from_dict(raw)
-                self.alerts[(alert.rule, alert.target)] = alert
+                self.alerts.setdefault(alert.rule, {})[alert.target] = alert
             # a source that died while the node was down is still missed after the restart
             self.heartbeats.last.update(doc["heartbeats"])
         except (ValueError, KeyError, TypeError) as e:

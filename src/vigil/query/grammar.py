@@ -32,6 +32,7 @@ named ``true`` can only be a whole target, never an argument.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 from typing import NoReturn
@@ -103,11 +104,14 @@ Expr = Path | Call
 Literal = String | Number | Boolean | NoneLiteral
 
 
+@functools.lru_cache(maxsize=65536)
 def parse(target: str) -> Expr:
     """Parse one ``target`` parameter into its AST, or raise ``RenderError`` saying where it broke.
 
     A lone literal such as ``5`` or ``true`` is a path here, as in graphite-web,
-    where only function arguments can be literals.
+    where only function arguments can be literals. ASTs are immutable, so
+    parses are cached: dashboards and alert rules evaluate the same targets
+    over and over.
     """
     parser = _Parser(target)
     parser.skip_space()
