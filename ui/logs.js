@@ -70,7 +70,10 @@ export function logsPage(root) {
   const runSearch = async (cursor) => {
     stopTail();
     saveState(false);
-    if (!cursor) replace(results, h("div", { class: "muted" }, "searching…"));
+    if (!cursor) {
+      replace(tailBox);
+      replace(results, h("div", { class: "muted" }, "searching…"));
+    }
     try {
       const page = await getJSON("/api/logs/search", {
         ...filters(),

@@ -38,8 +38,11 @@ ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "ui"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real ``vigil serve`` on free ports, stopped after the module."""
-    s = start_server(tmp_path_factory.mktemp("vigil-ui"))
+    """A real ``vigil serve`` on free ports, stopped after the module.
+
+    Live-tail subscribers buffer 50 entries, so a burst shows the skipped marker.
+    """
+    s = start_server(tmp_path_factory.mktemp("vigil-ui"), "--tail-subscriber-entries", "50")
     yield s
     if s.proc.poll() is None:
         stop_server(s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -109,6 +110,18 @@ def test_live_tail_shows_a_line_within_a_second(page: Page, server: Server) -> N
     latency = time.monotonic() - started
     assert latency < 1, f"the line took {latency:.3f} s to show"
     screenshot(page, "logs-live-tail")
+
+
+def test_a_burst_beyond_the_tail_buffer_shows_what_was_skipped(page: Page, server: Server) -> None:
+    page.goto("/ui/logs?live=1&host=burst01")
+    expect(page.locator(".tail-status")).to_have_text("live")
+    send_entries(server, *({"host": "burst01", "message": f"burst {i}"} for i in range(500)))
+    expect(page.locator(".log-marker.skipped")).to_contain_text("entries skipped")
+    expect(page.locator(".log-entry").last).to_have_text(re.compile("burst 499$"))
+    skipped = sum(
+        int(t.split()[0]) for t in page.locator(".log-marker.skipped").all_text_contents()
+    )
+    assert skipped + page.locator(".log-entry").count() == 500
 
 
 def test_log_lines_with_markup_are_shown_as_text(page: Page, server: Server) -> None:
