@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, WebSocketRoute, expect
 
 from tests.test_cli_e2e import Server
 from tests.web.ui.conftest import (
@@ -110,6 +110,27 @@ def test_live_tail_shows_a_line_within_a_second(page: Page, server: Server) -> N
     latency = time.monotonic() - started
     assert latency < 1, f"the line took {latency:.3f} s to show"
     screenshot(page, "logs-live-tail")
+
+
+def test_live_tail_resumes_after_a_disconnect(page: Page, server: Server) -> None:
+    sockets: list[WebSocketRoute] = []
+
+    def through(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()  # messages pass both ways; closing ``ws`` drops the page's side
+        sockets.append(ws)
+
+    page.route_web_socket(re.compile(r"/api/logs/tail"), through)
+    page.goto("/ui/logs?live=1&host=resume01")
+    expect(page.locator(".tail-status")).to_have_text("live")
+    send_entries(server, {"host": "resume01", "message": "before"})
+    expect(page.locator(".log-message")).to_have_text(["before"])
+    sockets[0].close()
+    expect(page.locator(".tail-status")).to_contain_text("reconnecting")
+    send_entries(server, {"host": "resume01", "message": "while away"})
+    expect(page.locator(".tail-status")).to_have_text("live")
+    send_entries(server, {"host": "resume01", "message": "after"})
+    expect(page.locator(".log-message")).to_have_text(["before", "while away", "after"])
+    assert len(sockets) == 2
 
 
 def test_a_burst_beyond_the_tail_buffer_shows_what_was_skipped(page: Page, server: Server) -> None:
