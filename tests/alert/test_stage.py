@@ -300,3 +300,19 @@ async def test_check_evaluates_without_acting(tmp_path: Path, storage: SqlStore,
     web1 = next(c for c in doc["checks"] if c["target"] == "servers.web1.load")
     assert web1["state"] == "CRITICAL" and web1["would"] == ["state CRITICAL", "notify problem"]
     assert stage.current() == [] and stage.history._pending == type(stage.history._pending)()
+
+
+async def test_a_heal_webhook_is_posted_the_alert(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+    storage.write_points(points({"servers.hooked.errors": 9}, NOW - 5))
+    rule = heal_rule("hooked", "x").replace('heal = "x"', f'heal_webhook = "{hook.url}"')
+    stage = make_stage(tmp_path, storage, rule)
+    await round_(stage, NOW)
+    await heal_finished(stage)
+    (body,) = await hook.wait(1)
+    await stage.aclose()
+    assert body == {"rule": "hooked", "target": "servers.hooked.errors",
+                    "message": "servers.hooked.errors = 9 >= 5"}  # fmt: skip
+    assert stage.current()[0]["healing"]
+    await stage.history.flush()
+    done = [r for r in stage.history.query(NOW - 60, NOW + 60, "hooked") if r["data"].get("phase") == "done"]
+    assert done[0]["data"]["ok"] and "HTTP 200" in done[0]["message"]

@@ -147,9 +147,14 @@ class AlertStage:
         try:
             await asyncio.gather(*loops)
         finally:
-            if self._client is not None:
-                await self._client.aclose()
+            await self.aclose()
             self._save()
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections of heal webhooks."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     async def _consume(self, destination: Destination) -> None:
         while True:
