@@ -46,22 +46,36 @@ function silenceForm(labels, onDone) {
     field("matchers", matchers),
     field("for", length),
     field("reason", reason),
-    h("button", { type: "submit", class: "primary" }, "Silence"),
+    h("button", { type: "submit", class: "primary" }, "Add silence"),
+    status,
+  );
+}
+
+function ackForm(a, onDone) {
+  const reason = h("input", { placeholder: "what you are doing about it", required: true, "aria-label": "reason" });
+  const status = h("div");
+  return h(
+    "form",
+    {
+      class: "silence-form",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        try {
+          await sendJSON("POST", "/api/alerts/ack", { rule: a.rule, target: a.target, reason: reason.value });
+          onDone();
+        } catch (err) {
+          replace(status, notice("error", err.message));
+        }
+      },
+    },
+    field("reason", reason),
+    h("button", { type: "submit", class: "primary" }, "Acknowledge"),
     status,
   );
 }
 
 function stateTable(alerts, reload, actionBox) {
-  const ack = (a) => async () => {
-    const reason = window.prompt(`Acknowledge ${a.rule} ${a.target}: reason`);
-    if (reason === null) return;
-    try {
-      await sendJSON("POST", "/api/alerts/ack", { rule: a.rule, target: a.target, reason });
-      reload();
-    } catch (err) {
-      replace(actionBox, notice("error", err.message));
-    }
-  };
+  const ack = (a) => () => replace(actionBox, h("h3", {}, `Acknowledge ${a.rule} ${a.target}`), ackForm(a, reload));
   const silence = (a) => () => replace(actionBox, h("h3", {}, `Silence ${a.rule}`), silenceForm({ rule: a.rule, ...a.labels }, reload));
   return h(
     "table",
@@ -105,7 +119,7 @@ function silenceTable(silences, reload, actionBox) {
   if (!silences.length) return h("p", { class: "muted" }, "No silences.");
   return h(
     "table",
-    { class: "grid" },
+    { class: "grid silences" },
     h("thead", {}, h("tr", {}, ["matchers", "until", "reason", ""].map((c) => h("th", {}, c)))),
     h(
       "tbody",

@@ -197,21 +197,52 @@ def test_metric_browser_graphs_a_clicked_metric_and_wraps_it(page: Page, server:
     screenshot(page, "metrics")
 
 
-def test_sources_and_alerts_pages(page: Page, server: Server) -> None:
+def test_sources_page_lists_what_reports(page: Page, server: Server) -> None:
     send_entries(server, {"host": "web09", "app": "billing", "kind": "heartbeat"})
     assert wait_until(lambda: any(s["host"] == "web09" for s in server.get("/api/sources").json()["sources"]))
     page.goto("/ui/sources")
     row = page.locator("tr.source", has_text="web09")
     expect(row).to_contain_text("1 heartbeat")
     screenshot(page, "sources")
+
+
+def test_an_alert_is_acknowledged_and_silenced_from_the_page(page: Page, server: Server) -> None:
+    rules = server.data_dir / "rules"
+    rules.mkdir(exist_ok=True)
+    (rules / "ui.toml").write_text(
+        '[[rule]]\nname = "ui-load"\ntarget = "ui.alert.load"\ncritical = 5\ninterval = "1s"\n'
+    )
+    assert httpx.post(server.url + "/api/alerts/reload").status_code == 200
+    send_plaintext(server, [f"ui.alert.load 9 {int(time.time())}"])
+
+    def critical() -> bool:
+        alerts = server.get("/api/alerts").json()["alerts"]
+        return any(a["rule"] == "ui-load" and a["state"] == "CRITICAL" for a in alerts)
+
+    assert wait_until(critical)
     page.goto("/ui/alerts")
-    expect(page.locator("h2")).to_have_text("Alerts")
-    alerting = httpx.get(server.url + "/api/alerts").status_code == 200
-    if alerting:
-        expect(page.locator("table.alerts")).to_be_visible()
-    else:
-        expect(page.locator(".notice")).to_have_text("Alerting is not available on this node.")
+    row = page.locator("tr.alert-row", has_text="ui-load")
+    expect(row.locator(".state")).to_have_text("CRITICAL")
+    row.get_by_role("button", name="Ack").click()
+    page.get_by_label("reason").fill("looking at it")
+    page.get_by_role("button", name="Acknowledge").click()
+    expect(row.locator(".badge.acknowledged")).to_be_visible()
+    row.get_by_role("button", name="Silence").click()
+    expect(page.get_by_label("matchers")).to_have_value(re.compile("rule=ui-load"))
+    page.get_by_label("reason").fill("maintenance")
+    page.get_by_role("button", name="Add silence").click()
+    expect(row.locator(".badge.silenced")).to_be_visible()
+    silences = page.locator("table.silences tbody tr")
+    expect(silences).to_have_count(1)
+    expect(silences).to_contain_text("maintenance")
     screenshot(page, "alerts")
+    silences.get_by_role("button", name="Remove").click()
+    expect(page.locator("table.silences")).to_have_count(0)
+    expect(row.locator(".badge.silenced")).to_have_count(0)
+    # A node without the alert role answers 404.
+    page.route("**/api/alerts", lambda route: route.fulfill(status=404, json={"error": "no"}))
+    page.reload()
+    expect(page.locator(".notice")).to_have_text("Alerting is not available on this node.")
 
 
 @pytest.mark.parametrize("width", [1280, 1024])
