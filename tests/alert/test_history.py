@@ -34,6 +34,11 @@ def test_report_counts_pages_heals_and_durations_noisiest_first() -> None:
     assert (disk["woke"], disk["notifications"], disk["incidents"]) == (3, 4, 2)
     assert disk["total_seconds"] == 660 and disk["longest_seconds"] == 600
     assert disk["weeks"] == {"2025-W48": 1, "2025-W49": 2}
+    assert disk["by_week"] == [
+        {"week": "2025-W48", "woke": 1, "healed": 0, "incidents": 1, "seconds": 600},
+        {"week": "2025-W49", "woke": 2, "healed": 0, "incidents": 1, "seconds": 60},
+    ]
+    assert api["by_week"] == [{"week": "2025-W48", "woke": 0, "healed": 1, "incidents": 1, "seconds": 30}]
     assert (api["woke"], api["heals"], api["healed"], api["total_seconds"]) == (0, 1, 1, 30)
     assert (cpu["woke"], cpu["suppressed"], cpu["incidents"]) == (0, 1, 0)
 

@@ -92,6 +92,9 @@ class History:
 def report(records: Iterable[dict[str, Any]], now: float) -> dict[str, Any]:
     """The interruption report: per rule, how often people were woken, what healed, how long.
 
+    ``weeks`` maps ISO weeks to waking notices; ``by_week`` lists per week the
+    waking notices, heals that healed, incidents begun and their seconds.
+
     Rules are sorted noisiest first (most waking notifications, then longest).
     An incident is a HARD non-OK spell of one target; one still open at
     ``now`` counts until ``now``.
@@ -104,14 +107,23 @@ def report(records: Iterable[dict[str, Any]], now: float) -> dict[str, Any]:
             rule,
             {"rule": rule, "notifications": 0, "woke": 0, "suppressed": 0, "healed": 0,
              "heals": 0, "incidents": 0, "total_seconds": 0.0, "longest_seconds": 0.0,
-             "weeks": {}},
+             "weeks": {}, "by_week": {}},
         )  # fmt: skip
 
+    def week_of(entry: dict[str, Any], ts: float) -> dict[str, Any]:
+        year, number, _ = dt.datetime.fromtimestamp(ts, dt.UTC).isocalendar()
+        week = f"{year}-W{number:02d}"
+        weeks: dict[str, dict[str, Any]] = entry["by_week"]
+        return weeks.setdefault(
+            week, {"week": week, "woke": 0, "healed": 0, "incidents": 0, "seconds": 0.0}
+        )
+
     def close(key: tuple[str, str], ts: float) -> None:
-        spell = ts - open_since.pop(key)
+        began = open_since.pop(key)
         entry = of(key[0])
-        entry["total_seconds"] += spell
-        entry["longest_seconds"] = max(entry["longest_seconds"], spell)
+        entry["total_seconds"] += ts - began
+        entry["longest_seconds"] = max(entry["longest_seconds"], ts - began)
+        week_of(entry, began)["seconds"] += ts - began
 
     for r in sorted(records, key=lambda r: r["ts"]):
         entry = of(r["rule"])
@@ -124,12 +136,14 @@ def report(records: Iterable[dict[str, Any]], now: float) -> dict[str, Any]:
             entry["notifications"] += 1
             if data.get("reason") in WAKING:
                 entry["woke"] += 1
-                year, number, _ = dt.datetime.fromtimestamp(r["ts"], dt.UTC).isocalendar()
-                week = f"{year}-W{number:02d}"
-                entry["weeks"][week] = entry["weeks"].get(week, 0) + 1
+                week = week_of(entry, r["ts"])
+                week["woke"] += 1
+                entry["weeks"][week["week"]] = week["woke"]
         elif r["kind"] == "heal":
             entry["heals"] += data.get("phase") == "start"
-            entry["healed"] += data.get("phase") == "healed"
+            if data.get("phase") == "healed":
+                entry["healed"] += 1
+                week_of(entry, r["ts"])["healed"] += 1
         elif r["kind"] == "state" and data.get("hard"):
             if r["state"] == "OK":
                 if key in open_since:
@@ -137,7 +151,10 @@ def report(records: Iterable[dict[str, Any]], now: float) -> dict[str, Any]:
             elif key not in open_since:
                 open_since[key] = r["ts"]
                 entry["incidents"] += 1
+                week_of(entry, r["ts"])["incidents"] += 1
     for key in list(open_since):
         close(key, now)
+    for entry in rules.values():
+        entry["by_week"] = sorted(entry["by_week"].values(), key=lambda w: w["week"])
     ordered = sorted(rules.values(), key=lambda e: (-e["woke"], -e["total_seconds"], e["rule"]))
     return {"since": None, "until": now, "rules": ordered}
