@@ -51,7 +51,8 @@ export function rangePicker(state, onChange, withRefresh = true) {
     parts.push(
       field(
         "refresh",
-        select(REFRESHES, state.refresh || "", {
+        // An interval from the address or the file shows even when it is not one of the choices.
+        select(REFRESHES.some(([v]) => v === (state.refresh || "")) ? REFRESHES : [...REFRESHES, [state.refresh, state.refresh]], state.refresh || "", {
           "aria-label": "auto-refresh",
           onchange: (e) => onChange({ ...state, refresh: e.target.value }),
         }),

@@ -86,6 +86,15 @@ def test_dashboard_draws_every_point_and_the_deploy_marker(page: Page, server: S
     page.wait_for_url(lambda url: f"from={start - 10}&" not in url and "from=" in url)
 
 
+def test_a_relative_range_refreshes_itself(page: Page) -> None:
+    page.goto("/ui/dashboards/web?from=-10min&until=now&refresh=1s")
+    view = page.locator(".view")
+    expect(view).to_have_attribute("data-loaded", re.compile(r"\d+"))
+    first = view.get_attribute("data-loaded")
+    expect(view).not_to_have_attribute("data-loaded", first or "")
+    expect(page.get_by_label("auto-refresh")).to_have_value("1s")
+
+
 def test_dashboard_edits_are_saved_back_to_its_file(page: Page, server: Server) -> None:
     page.goto("/")  # a browser at the node's address lands on the dashboards
     page.wait_for_url("**/ui/dashboards")
