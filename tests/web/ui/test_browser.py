@@ -189,6 +189,28 @@ def test_error_group_shows_its_stack_trace(page: Page, server: Server) -> None:
     screenshot(page, "error-group")
 
 
+def test_error_groups_are_merged_and_split_from_the_page(page: Page, server: Server) -> None:
+    send_entries(
+        server,
+        {"host": "web04", "app": "pay", "status": 502, "message": "upstream refused"},
+        {"host": "web04", "app": "pay", "status": 504, "message": "upstream timed out"},
+    )
+
+    def groups() -> list[dict[str, str]]:
+        found: list[dict[str, str]] = server.get("/api/errors", app="pay").json()["groups"]
+        return found if len(found) == 2 else []
+
+    assert wait_until(groups)
+    page.goto("/ui/errors")
+    for title in ("upstream refused", "upstream timed out"):
+        page.locator(".error-group", has_text=title).get_by_role("checkbox").check()
+    page.get_by_role("button", name="Merge selected").click()
+    fingerprints = page.locator(".fingerprints li")
+    expect(fingerprints).to_have_count(2)
+    fingerprints.first.get_by_role("button", name="Split out").click()
+    expect(fingerprints).to_have_count(1)
+
+
 def test_metric_browser_graphs_a_clicked_metric_and_wraps_it(page: Page, server: Server) -> None:
     send_plaintext(server, [f"ui.browse.load 1 {int(time.time()) - 20}"])
     assert wait_until(lambda: server.get("/metrics/find", query="ui.browse.*").json())
