@@ -134,53 +134,6 @@ def _print_report(doc: dict[str, Any]) -> None:
                   f" {w['incidents']:>9} {w['seconds'] / 3600:>7.1f}")  # fmt: skip
 
 
-_PRINTERS.get(command)
-    if args.json or printer is None:
-        print(json.dumps(doc, indent=1))
-    else:
-        printer(doc)
-    return 0
-
-
-def _when(ts: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
-
-
-def _print_list(doc: dict[str, Any]) -> None:
-    for a in doc["alerts"]:
-        flags = "".join(
-            f" [{name}]" for name in ("healing", "silenced", "acknowledged", "flapping") if a[name]
-        ) + ("" if a["hard"] else " [soft]")
-        print(f"{a['state']:<8} {a['rule']:<20} {a['target']:<40} since {_when(a['since'])}"
-              f"{flags}  {a['message']}")  # fmt: skip
-
-
-def _print_check(doc: dict[str, Any]) -> None:
-    if doc.get("error"):
-        print(f"UNKNOWN  {doc['rule']}: {doc['error']}")
-        return
-    for c in doc["checks"]:
-        would = "; ".join(c["would"]) or "no change"
-        print(f"{c['state']:<8} {c['target']:<40} {c['message']}  -> {would}")
-    if not doc["checks"]:
-        print(f"{doc['rule']}: the target returned nothing")
-
-
-def _print_history(doc: dict[str, Any]) -> None:
-    for r in doc["history"]:
-        print(f"{_when(r['ts'])}  {r['kind']:<12} {r['rule']:<20} {r['target']:<30}"
-              f" {r['state']:<8} {r['message']}")  # fmt: skip
-
-
-def _print_report(doc: dict[str, Any]) -> None:
-    print(f"{'rule':<24} {'woke':>5} {'notices':>7} {'healed':>6} {'heals':>5}"
-          f" {'incidents':>9} {'hours':>7}  weeks")  # fmt: skip
-    for r in doc["rules"]:
-        weeks = " ".join(f"{w}:{n}" for w, n in sorted(r["weeks"].items()))
-        print(f"{r['rule']:<24} {r['woke']:>5} {r['notifications']:>7} {r['healed']:>6}"
-              f" {r['heals']:>5} {r['incidents']:>9} {r['total_seconds'] / 3600:>7.1f}  {weeks}")  # fmt: skip
-
-
 _PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "list": _print_list,
     "check": _print_check,
