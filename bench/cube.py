@@ -17,7 +17,8 @@ Phases, each against a fresh ``vigil serve`` on loopback free ports:
    host, name and hour), ingested over the event-log protocol; once stored
    (and the day's total count checked), ``GET /api/cube`` shapes are timed
    before and after ``POST /api/compact``: host x name over the whole day
-   (50,000 rows: the goal's query), the same over ``-24h..now``, roll-ups,
+   (yesterday, a calendar day in UTC: 50,000 rows, the goal's query), the
+   same over ``-24h..now``, roll-ups,
    an hourly time series for one app, and one host at 10 s;
 3. fingerprinting rate: ``bench/fingerprint_rate.py`` as a subprocess, if it
    exists.
@@ -188,7 +189,7 @@ def shapes(day_start: int, fleet: Fleet, per_hour: int) -> list[tuple[str, dict[
     n_dcs = len(set(fleet.dcs))
     return [
         (
-            "host x name, whole day (1 h table)",
+            "host x name, whole day (1 d table)",
             {**measures, **day, "group_by": "host,name"},
             len(fleet.hosts) * n_names,
         ),
@@ -277,7 +278,7 @@ def cube_usage(server: Vigil) -> dict[str, Any]:
 def query_phase(server: Vigil, args: argparse.Namespace) -> dict[str, Any]:
     """Ingest a day of transactions, check the day's count, time the shapes before/after compaction."""
     fleet = Fleet.build()
-    day_end = int(time.time()) // 3600 * 3600
+    day_end = int(time.time()) // 86_400 * 86_400  # yesterday, a whole UTC day
     day_start = day_end - 86_400
     t = time.perf_counter()
     blocks = day_blocks(day_start, args.per_hour, args.slices_per_hour, args.seed)

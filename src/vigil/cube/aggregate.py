@@ -59,7 +59,8 @@ def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
     Rows are sorted by bucket, then dimension tuple; the bins of a row are
     sorted by key.
     """
-    entries = batch.filter(pc.is_in(batch.column("kind"), pa.array(CUBE_KINDS)))
+    needed = ["ts", "kind", *STRING_DIMS, "status", "duration_ms"]
+    entries = batch.select(needed).filter(pc.is_in(batch.column("kind"), pa.array(CUBE_KINDS)))
     if not entries.num_rows:
         return {}
     dims = [_sorted_dictionary(entries.column(d)) for d in STRING_DIMS]

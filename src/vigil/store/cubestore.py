@@ -198,7 +198,7 @@ class CubeStore:
         columns: list[list[Any]] = [groups.column("bucket").to_pylist()] if q.step else []
         columns += [groups.column(d).to_pylist() if d in dims else [None] * n for d in q.group_by]
         columns += [values[m] for m in q.measures]
-        return [list(row) for row in zip(*columns)]
+        return list(map(list, zip(*columns)))
 
 
 def _source(q: CubeQuery) -> str:
@@ -315,4 +315,7 @@ def _finite(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
 
 
 def _nan_none(a: npt.NDArray[Any]) -> list[float | None]:
-    return [None if math.isnan(x) else float(x) for x in a.tolist()]
+    values: list[float | None] = a.astype(np.float64).tolist()
+    if np.isnan(a).any():
+        values = [None if math.isnan(x) else x for x in values]  # type: ignore[arg-type]
+    return values
