@@ -7,7 +7,7 @@ import { h, replace } from "./dom.js";
 import { formatTime } from "./time.js";
 
 const PALETTE = ["#2f7ed8", "#d9534f", "#5cb85c", "#f0ad4e", "#8e44ad", "#16a085", "#e67e22", "#7f8c8d"];
-export const CROSSHAIR = "vigil-crosshair";
+const CROSSHAIR = "vigil-crosshair";
 
 /** A value in few characters: 1234567 -> 1.23M. */
 export function shortNumber(v) {
