@@ -34,6 +34,13 @@ export function columns(series) {
   return [xs, ...ys];
 }
 
+/** Axis colours from the page's theme (light or dark). */
+function axis() {
+  const css = getComputedStyle(document.documentElement);
+  const grid = { stroke: css.getPropertyValue("--grid").trim(), width: 1 };
+  return { stroke: css.getPropertyValue("--muted").trim(), grid, ticks: grid };
+}
+
 function stats(col) {
   const vals = col.filter((v) => v !== null && v !== undefined);
   if (!vals.length) return { last: null, min: null, max: null, avg: null, points: 0 };
@@ -84,7 +91,7 @@ export class Graph {
       height: this.height,
       legend: { show: false },
       scales: { x: { time: true, range: () => [this.range.start, this.range.end] } },
-      axes: [{}, { size: 56, values: (u, splits) => splits.map(shortNumber) }],
+      axes: [axis(), { ...axis(), size: 56, values: (u, splits) => splits.map(shortNumber) }],
       series: [
         {},
         ...labels.map((label, i) => ({
