@@ -32,13 +32,10 @@ from vigil.query.logquery import (
 from vigil.query.tail import TailHub, gap_query, resumed
 from vigil.query.timeparse import parse_time
 from vigil.store.interface import Storage, StorageError
+from vigil.web.jsonio import json_response
 
 # Most entries sent in one live-tail message; more go in the next.
 TAIL_MESSAGE_ENTRIES = 500
-
-
-def _json(doc: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def _filters(params: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
@@ -90,18 +87,18 @@ def log_routes(
 
     async def post_logs(request: Request) -> Response:
         if ingest is None:
-            return _json({"error": "this node has no ingest role"}, 404)
+            return json_response({"error": "this node has no ingest role"}, 404)
         body = bytearray()  # grows in place: a big body comes in many small parts
         async for part in request.stream():
             body += part
             if len(body) > max_body_bytes:
-                return _json({"error": f"body larger than {max_body_bytes} bytes"}, 413)
+                return json_response({"error": f"body larger than {max_body_bytes} bytes"}, 413)
         try:
             parsed = await ingest.accept_jsonlines(bytes(body))
         except BusFull as e:
-            return _json({"error": f"{e}; retry later"}, 503)
+            return json_response({"error": f"{e}; retry later"}, 503)
         rejected = [{"line": r.line, "error": r.error} for r in parsed.rejects]
-        return _json({"accepted": parsed.entries.num_rows, "rejected": rejected})
+        return json_response({"accepted": parsed.entries.num_rows, "rejected": rejected})
 
     async def search(request: Request) -> Response:
         params = urllib.parse.parse_qs(request.url.query, keep_blank_values=False)
@@ -109,10 +106,10 @@ def log_routes(
             q = search_query(params, clock())
             page = await run_in_threadpool(storage.logs.search, q)
         except LogQueryError as e:
-            return _json({"error": str(e)}, 400)
+            return json_response({"error": str(e)}, 400)
         except StorageError as e:
-            return _json({"error": str(e)}, 503)
-        return _json({"entries": page.entries, "next_cursor": page.next_cursor})
+            return json_response({"error": str(e)}, 503)
+        return json_response({"entries": page.entries, "next_cursor": page.next_cursor})
 
     async def live_tail(websocket: WebSocket) -> None:
         await websocket.accept()
