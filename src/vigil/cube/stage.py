@@ -1,7 +1,9 @@
 """The cube destination: error groups and extraction rules applied to every log batch.
 
-The counters of the cube itself are kept by the engine as entries are stored
-(``store.cubestore``); what needs Python is done here, off the ingest path,
+The counters of the cube itself are kept by the store as entries are stored
+(``cube.aggregate`` sums each stored batch, the engine merges the sums:
+``store.cubestore``), so the cube counts exactly what was stored; what else
+needs Python is done here, off the ingest path,
 through the bus's ``cube`` destination: error entries are fingerprinted into
 occurrences of error groups (``cube.fingerprint``), and ``line`` entries go
 through the extraction rules (``cube.rules``), whose points are published

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -91,7 +93,16 @@ def create_statements() -> list[str]:
 
 
 class CubeStore:
-    """Writes and queries of the cube tables over the engine connections of a ``SqlStore``."""
+    """Writes and queries of the cube tables over the engine connections of a ``SqlStore``.
+
+    Batches are aggregated and inserted by a thread of their own, one batch
+    behind the log writer at most (``write`` blocks while ``PENDING``
+    batches wait), so the log table's next insert need not wait for the
+    cube of the last one. Reads first wait for every batch written before
+    them: a query sees all the entries stored before it began.
+    """
+
+    PENDING = 1
 
     def __init__(
         self,
@@ -104,6 +115,11 @@ class CubeStore:
         self._execute = execute
         self._insert = insert
         self.enabled = enabled
+        self.failures = 0
+        self._pending: queue.Queue[pa.Table | None] = queue.Queue(self.PENDING)
+        self._written = self._counted = 0
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def upgrade(self) -> None:
         """Bring tables of older versions to this layout, saying so in the log.
@@ -148,11 +164,46 @@ class CubeStore:
         """Add the transactions and events of stored ``LOGS_SCHEMA`` entries to the cube."""
         if not self.enabled:
             return
-        for step, rows in partial_cubes(entries, STEPS).items():
-            self._insert(table(step), rows)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cube-writer", daemon=True)
+            self._thread.start()
+        with self._progress:
+            self._written += 1
+        self._pending.put(entries)
+
+    def _run(self) -> None:
+        while (entries := self._pending.get()) is not None:
+            try:
+                for step, rows in partial_cubes(entries, STEPS).items():
+                    self._insert(table(step), rows)
+            except Exception:  # the thread must go on: a batch lost is logged and counted
+                self.failures += 1
+                log.exception("cube: %d entries could not be counted", entries.num_rows)
+            with self._progress:
+                self._counted += 1
+                self._progress.notify_all()
+
+    def settle(self) -> None:
+        """Wait until every batch written so far is in the cube."""
+        with self._progress:
+            target = self._written
+            self._progress.wait_for(lambda: self._counted >= target)
+
+    def read(self, sql: str) -> pa.Table:
+        """Run a query over the cube tables once the batches written so far are in them."""
+        self.settle()
+        return self._query(sql)
+
+    def close(self) -> None:
+        """Count what is pending, then stop the writer thread."""
+        if self._thread is not None:
+            self._pending.put(None)
+            self._thread.join()
+            self._thread = None
 
     def query(self, q: CubeQuery) -> CubeResult:
         """The measures of ``q`` per group (and per step bucket), roll-up totals after."""
+        self.settle()
         columns = (["ts"] if q.step else []) + list(q.group_by) + list(q.measures)
         if q.rollup:
             columns.append("rollup")

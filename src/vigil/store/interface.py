@@ -69,7 +69,7 @@ class LogStorage(Protocol):
 
 
 class CubeStorage(Protocol):
-    """The cube of transactions and events, kept by the engine as entries are stored."""
+    """The cube of transactions and events, summed per stored batch and merged by the engine."""
 
     def query(self, q: CubeQuery) -> CubeResult:
         """The measures of ``q`` per group; ``CubeQueryError`` if the answer would be too big."""

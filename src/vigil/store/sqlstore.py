@@ -268,7 +268,7 @@ class SqlStore:
 
     def find(self, pattern: str) -> list[MetricNode]:
         """Nodes one level deep matching a Graphite glob, branches and leaves (cube's too)."""
-        cube = cubepaths.find(self._query, pattern, int(self.clock()))
+        cube = cubepaths.find(self.cube.read, pattern, int(self.clock()))
         nodes = self._find_series(pattern)
         return sorted({(n.path, n.is_leaf): n for n in [*nodes, *cube]}.values(), key=_node_key)
 
@@ -371,7 +371,7 @@ class SqlStore:
         out: list[Series] = []
         for (step, level, method), members in groups.items():
             out += self._read_group(members, step, level > 0, METHODS[method], start, end)
-        out += cubepaths.fetch(self._query, patterns, start, end, now)
+        out += cubepaths.fetch(self.cube.read, patterns, start, end, now)
         out.sort(key=lambda s: s.name)
         return out
 
@@ -571,7 +571,8 @@ class SqlStore:
         }
 
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened, once the cube counted what was stored."""
+        self.cube.close()
         with self._lock:
             for conn in self._connections:
                 conn.close()
