@@ -30,7 +30,7 @@ async def json_body(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
     try:
         doc = orjson.loads(body or b"{}")
     except orjson.JSONDecodeError as e:
-        raise ValueError(f"body must be a JSON object: {e}") from None
+        raise ValueError(f"body is not JSON; send a JSON object ({e})") from None
     if not isinstance(doc, dict):
         raise ValueError("body must be a JSON object")
     return doc
