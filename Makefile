@@ -29,8 +29,9 @@ serve: setup
 	$(BIN)/vigil serve
 
 # Debian packages the tests use as real peers (Nagios plugins for alert checks,
-# chromium for the web UI's browser tests: never a browser download).
-TEST_DEBS := monitoring-plugins-basic chromium
+# chromium for the web UI's browser tests: never a browser download; nats-server
+# for the bus on JetStream).
+TEST_DEBS := monitoring-plugins-basic chromium nats-server
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 test-debs:

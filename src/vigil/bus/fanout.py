@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 import pyarrow as pa
 
-from vigil.bus.destination import Destination
+from vigil.bus.queue import Queue
+
+Q = TypeVar("Q", bound=Queue)
 
 
 class Bus:
-    """In-process bus: one bounded buffer per destination, fed in publish order."""
+    """One bounded queue per destination, fed in publish order.
 
-    def __init__(self, destinations: Iterable[Destination] = ()) -> None:
-        self.destinations: dict[str, Destination] = {}
+    A queue is in-process (``destination``) or a JetStream stream
+    (``jetstream``); the fan-out is the same.
+    """
+
+    def __init__(self, destinations: Iterable[Queue] = ()) -> None:
+        self.destinations: dict[str, Queue] = {}
         for d in destinations:
             self.add(d)
 
-    def add(self, destination: Destination) -> Destination:
+    def add(self, destination: Q) -> Q:
         """Register a destination; batches published from now on reach it."""
         if destination.name in self.destinations:
             raise ValueError(f"destination {destination.name} registered twice")

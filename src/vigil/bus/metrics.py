@@ -1,4 +1,4 @@
-"""The bus's self-metrics: depth, spool, drops and replay progress per destination."""
+"""The bus's self-metrics: depth, spool, drops and replay (redelivery) progress per destination."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ class _BusCollector(Collector):
             "vigil_bus_dropped_rows", "Rows dropped per destination and reason.",
             labels=["destination", "reason"],
         )  # fmt: skip
+        dropped_batches = CounterMetricFamily(
+            "vigil_bus_dropped_batches", "Batches dropped per destination and reason.",
+            labels=["destination", "reason"],
+        )  # fmt: skip
         replay = GaugeMetricFamily(
             "vigil_bus_replay_left", "Spooled batches from before a restart still to deliver.",
             labels=label,
@@ -47,7 +51,9 @@ class _BusCollector(Collector):
             replay.add_metric([name], d.replay_total - d.replay_done)
             for reason, rows in d.dropped_rows.items():
                 dropped.add_metric([name, reason], rows)
-        yield from (memory, batches, spool, delivered, dropped, replay)
+            for reason, count in d.dropped_batches.items():
+                dropped_batches.add_metric([name, reason], count)
+        yield from (memory, batches, spool, delivered, dropped, dropped_batches, replay)
 
 
 def register_bus_metrics(bus: Bus, telemetry: Telemetry) -> None:
