@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,6 +17,8 @@ from vigil.model import logs_from_rows
 from vigil.query.cubequery import CubeQuery, CubeQueryError
 from vigil.query.source import MetricNode
 from vigil.store.chdb_engine import open_embedded
+from vigil.store.cubestore import CubeStore
+from vigil.store.interface import StorageError
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
 
@@ -221,3 +224,52 @@ def test_retention_drops_old_cube_days(store: SqlStore) -> None:
     assert store.cube.query(q60).rows == [[old - old % 60, 1]]
     store.sweep_retention(T0)
     assert store.cube.query(q10).rows == [] and store.cube.query(q60).rows == [[old - old % 60, 1]]
+
+
+def test_a_failed_cube_insert_is_counted_and_later_batches_go_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inserted: list[str] = []
+
+    def insert(table: str, rows: Any) -> None:
+        if not inserted:
+            inserted.append("failed")
+            raise StorageError("engine down")
+        inserted.append(table)
+
+    cube = CubeStore(lambda sql: pa.table({}), lambda sql: None, insert)
+    entries = logs_from_rows([{"ts": T0 * 1000, "uid": 1, "kind": "end", "duration_ms": 1.0}])
+    cube.write(entries)
+    cube.write(entries)
+    cube.settle()
+    assert cube.failures == 1 and "1 entries could not be counted" in caplog.text
+    assert inserted == [
+        "failed",
+        "vigil.cube_10",
+        "vigil.cube_60",
+        "vigil.cube_3600",
+        "vigil.cube_86400",
+    ]
+    cube.close()
+
+
+def test_whole_days_come_from_the_day_table_and_the_edges_from_hours() -> None:
+    day = 1_763_856_000  # a UTC midnight
+    assert CubeQuery(day, day + 86_400).segments() == [(86_400, day, day + 86_400)]
+    assert CubeQuery(day + 3_600, day + 90_000).segments() == [(3_600, day + 3_600, day + 90_000)]
+    assert CubeQuery(day - 7_200, day + 2 * 86_400 + 3_600).segments() == [
+        (3_600, day - 7_200, day),
+        (86_400, day, day + 2 * 86_400),
+        (3_600, day + 2 * 86_400, day + 2 * 86_400 + 3_600),
+    ]
+    assert CubeQuery(day, day + 86_400, step=3_600).segments() == [(3_600, day, day + 86_400)]
+
+
+def test_a_day_from_the_day_table_equals_the_same_entries_from_hours(store: SqlStore) -> None:
+    day = T0 - T0 % 86_400
+    measures = ("count", "errors", "min", "max", "p50", "p99")
+    whole = CubeQuery(day, day + 86_400, measures=measures, group_by=("host", "name"))
+    hours = CubeQuery(T0 - 3_600, T0 + 3_600, measures=measures, group_by=("host", "name"))
+    assert whole.segments()[0][0] == 86_400
+    assert {step for step, _, _ in hours.segments()} == {60, 3_600}
+    assert store.cube.query(whole).rows == store.cube.query(hours).rows

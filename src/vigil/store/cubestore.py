@@ -95,10 +95,9 @@ def create_statements() -> list[str]:
 class CubeStore:
     """Writes and queries of the cube tables over the engine connections of a ``SqlStore``.
 
-    Batches are aggregated and inserted by a thread of their own, one batch
-    behind the log writer at most (``write`` blocks while ``PENDING``
-    batches wait), so the log table's next insert need not wait for the
-    cube of the last one. Reads first wait for every batch written before
+    Batches are aggregated and inserted by a thread of their own (``write``
+    blocks while ``PENDING`` batches wait besides the one being counted), so
+    the log table's next insert need not wait for the cube of the last one. Reads first wait for every batch written before
     them: a query sees all the entries stored before it began.
     """
 
