@@ -1,6 +1,11 @@
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vigil.alert.rules import RuleFileError, load_dir, parse_file
 
@@ -147,3 +152,85 @@ def test_other_files_and_a_missing_directory_are_no_rules(tmp_path: Path) -> Non
     write(tmp_path, "rules.json", "{not toml}")  # the extraction rules' runtime file
     assert load_dir(tmp_path).rules == ()
     assert load_dir(tmp_path / "missing").rules == ()
+
+
+names = st.from_regex(r"[a-z][a-z0-9_.-]{0,15}", fullmatch=True)
+rule_docs = st.fixed_dictionaries(
+    {
+        "name": names,
+        "target": st.sampled_from(["a.b", "servers.*.load", "sumSeries(a.{b,c}.*)"]),
+        "critical": st.integers(0, 10**6),
+        "interval": st.sampled_from(["10s", "1m", "5min", "1h30m", "90"]),
+        "labels": st.dictionaries(names, st.text("abc xyz-", max_size=8), max_size=3),
+    },
+    optional={"warning": st.integers(-100, 0), "attempts": st.integers(1, 5),
+              "reduce": st.sampled_from(["last", "avg", "max"])},
+)  # fmt: skip
+
+
+def toml_of(docs: list[dict[str, Any]]) -> str:
+    out = []
+    for doc in docs:
+        out.append("[[rule]]")
+        for key, value in doc.items():
+            if isinstance(value, dict):
+                inner = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+                out.append(f"{key} = {{{inner}}}")
+            elif key == "interval" and value.isdigit():
+                out.append(f"{key} = {value}")
+            else:
+                out.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(out) + "\n"
+
+
+@given(st.lists(rule_docs, min_size=1, max_size=4, unique_by=lambda d: d["name"]))
+def test_toml_and_yaml_of_the_same_rules_load_the_same(docs: list[dict[str, Any]]) -> None:
+    from_toml = parse_file(Path("r.toml"), toml_of(docs)).rules
+    yaml_docs = [{**d, "interval": int(d["interval"]) if d["interval"].isdigit() else d["interval"]}
+                 for d in docs]  # fmt: skip
+    from_yaml = parse_file(Path("r.yaml"), yaml.safe_dump({"rule": yaml_docs})).rules
+    strip = lambda r: {**vars(r), "file": "", "line": 0}  # noqa: E731
+    assert [strip(r) for r in from_toml] == [strip(r) for r in from_yaml]
+    assert [r.name for r in from_toml] == [d["name"] for d in docs]
+    assert [dict(r.labels) for r in from_toml] == [d["labels"] for d in docs]
+
+
+@given(st.text(max_size=300), st.sampled_from(["r.toml", "r.yaml"]))
+def test_any_text_loads_or_says_why(text: str, name: str) -> None:
+    try:
+        parse_file(Path(name), text)
+    except RuleFileError as e:
+        assert str(e).startswith(name)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("1: a\nb: c\n", "unknown top-level key '1'"),
+        ("notifier:\n  1: {type: webhook, url: x}\n", "notifier name 1"),
+        ("rule:\n  - {1: 2, name: x}\n", "unknown key '1'"),
+    ],
+)
+def test_yaml_keys_that_are_not_strings_are_errors(text: str, problem: str) -> None:
+    with pytest.raises(RuleFileError, match=problem):
+        parse_file(Path("r.yaml"), text)
+
+
+keys = st.sampled_from(["rule", "notifier", "name", "target", "critical", "warning", "type",
+                        "url", "to", "labels", "cube", "search", "heartbeat", "check", "interval",
+                        "notify", "measure", "group_by", "q", "app", "direction", "x"])  # fmt: skip
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False),
+                    st.text("ab*.{}(),", max_size=6), keys)  # fmt: skip
+documents = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["rule", "notifier"]), documents, max_size=2))
+def test_any_yaml_structure_loads_or_says_why(doc: dict[str, Any]) -> None:
+    try:
+        parse_file(Path("r.yaml"), yaml.safe_dump(doc))
+    except RuleFileError as e:
+        assert str(e).startswith("r.yaml")

@@ -200,7 +200,7 @@ def parse_file(path: Path, text: str) -> RuleSet:
         doc, lines = _yaml_doc(path, text)
     if not isinstance(doc, dict):
         raise RuleFileError(path, 1, "expected a table of 'rule' entries and 'notifier' tables")
-    unknown = set(doc) - {"rule", "notifier"}
+    unknown = {str(k) for k in doc} - {"rule", "notifier"}
     if unknown:
         key = sorted(unknown)[0]
         raise RuleFileError(
@@ -240,7 +240,7 @@ class _Checker:
         return RuleFileError(self.path, line, problem)
 
     def unknown(self, allowed: Iterable[str], what: str) -> None:
-        extra = sorted(set(self.raw) - set(allowed))
+        extra = sorted({str(k) for k in self.raw} - set(allowed))
         if extra:
             raise self.error(extra[0], f"{what}: unknown key {extra[0]!r}")
 
@@ -422,6 +422,8 @@ def _source_spec(c: _Checker, source: str, what: str) -> Any:
 
 def _notifier(path: Path, name: str, raw: Any, lines: Lines) -> Notifier:
     c = _Checker(path, raw, ("notifier", name), lines)
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise c.error(None, f"notifier name {name!r}: use letters, digits, '.', '_' or '-'")
     if "type" not in c.raw:
         raise c.error(None, f"notifier {name!r} needs type = one of {', '.join(NOTIFIER_TYPES)}")
     kind = c.choice("type", tuple(NOTIFIER_TYPES), "")
