@@ -202,7 +202,7 @@ async def _run_node(node: Any) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, node.reload_alert_rules)
+    loop.add_signal_handler(signal.SIGHUP, node.reload_rules)
     try:
         await node.start()
     except (RetentionError, OSError) as e:

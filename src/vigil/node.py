@@ -216,11 +216,18 @@ class Node:
             await asyncio.sleep(self.settings.node.selfmetrics_interval)
             await self.bus.publish(self.telemetry.as_points(int(time.time())))
 
-    def reload_alert_rules(self) -> None:
-        """SIGHUP: read the alert rules again; a bad file is logged and the old rules stay."""
+    def reload_rules(self) -> None:
+        """SIGHUP: read the alert rules and the extraction rules file again.
+
+        A bad alert rules file is logged and the old alert rules stay; extraction
+        rule problems are listed per rule, as at start.
+        """
         if self.alerts is not None:
             with contextlib.suppress(RuleFileError):
                 self.alerts.reload()
+        self.rules.reload()
+        for problem in self.rules.errors:
+            log.warning("extraction rule %s: %s", problem["rule"], problem["error"])
 
     def status(self) -> dict[str, Any]:
         """What ``vigil status`` shows: ports, stages, queues and drops."""
