@@ -51,7 +51,7 @@ class NatsServer:
             f'jetstream {{ store_dir: "{self.directory / self.name}" }}',
         ]
         if routes:
-            listed = " ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
+            listed = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
             lines.append(
                 f"cluster {{ name: {self._cluster}, host: 127.0.0.1, port: {self.cluster_port},"
                 f" routes: [{listed}] }}"
@@ -74,6 +74,7 @@ class NatsServer:
                 return
             except OSError:
                 time.sleep(0.05)
+        self.kill()
         raise RuntimeError(f"nats-server {self.name} did not start: see {self.directory}")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -73,6 +73,13 @@ log = logging.getLogger(__name__)
 KINDS = (("points", POINTS_SCHEMA), ("logs", LOGS_SCHEMA), ("sketches", SKETCH_SCHEMA))
 # JetStream answers a publish into a full discard-new stream with these codes.
 _FULL_CODES = {10047, 10077, 10078}  # storage resources, maximum messages, maximum bytes
+# What a publish meets while servers restart or a cluster elects a stream leader.
+_UNAVAILABLE = (
+    nats.errors.TimeoutError,
+    nats.errors.NoRespondersError,
+    nats.errors.ConnectionClosedError,
+    nats.js.errors.NoStreamResponseError,
+)
 _FETCH_BATCH = 8  # messages fetched ahead: a few MB at most, kept alive by in_progress
 _HEADER_ROOM = 1024  # bytes of a message left for its headers
 DUPLICATE_WINDOW = 120.0  # seconds during which a retried publish is recognised
@@ -165,25 +172,35 @@ class JetStreamDestination:
                 await self._link.js.publish(subject, data, headers=headers)
                 return
             except nats.js.errors.APIError as e:
-                if e.err_code not in _FULL_CODES:
-                    raise JetStreamError(f"destination {self.name}: {e.description}") from None
-                if self.overflow is Overflow.BLOCK:
+                if e.err_code in _FULL_CODES:
+                    if self.overflow is not Overflow.BLOCK:
+                        self._refuse(durable, rows)
+                        return
                     deadline = float("inf")  # full is not unreachable: wait as long as it takes
-                elif durable and self.overflow is Overflow.SPILL:
-                    raise BusFull(f"destination {self.name}: stream {self.stream} is full") from None
-                else:
-                    self._drop("stream full, newest dropped", 1, rows)
+                elif not isinstance(e, nats.js.errors.ServiceUnavailableError):
+                    raise JetStreamError(f"destination {self.name}: {e.description}") from None
+                elif time.monotonic() > deadline:
+                    self._give_up(e, durable, rows)
                     return
-            except (nats.errors.TimeoutError, nats.errors.NoRespondersError,
-                    nats.errors.ConnectionClosedError) as e:  # fmt: skip
+            except _UNAVAILABLE as e:  # a server restarting, a cluster electing a leader
                 if time.monotonic() > deadline:
-                    if durable:
-                        raise BusFull(f"destination {self.name}: NATS unavailable ({e!r})") from None
-                    log.warning("destination %s: NATS unavailable, batch dropped", self.name)
-                    self._drop("bus unreachable, dropped", 1, rows)
+                    self._give_up(e, durable, rows)
                     return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+    def _refuse(self, durable: bool, rows: int) -> None:
+        """A full stream refused a batch: a durable put to ``spill`` says so, others count it."""
+        if durable and self.overflow is Overflow.SPILL:
+            raise BusFull(f"destination {self.name}: stream {self.stream} is full")
+        self._drop("stream full, newest dropped", 1, rows)
+
+    def _give_up(self, error: Exception, durable: bool, rows: int) -> None:
+        """NATS stayed unavailable for ``retry_seconds``: a durable put fails, others count it."""
+        if durable:
+            raise BusFull(f"destination {self.name}: NATS unavailable ({error!r})")
+        log.warning("destination %s: NATS unavailable, batch dropped", self.name)
+        self._drop("bus unreachable, dropped", 1, rows)
 
     async def get(self, timeout: float | None = None) -> Delivery | None:
         """The next batch of the stream, waiting up to ``timeout`` seconds (None: forever)."""
@@ -213,12 +230,15 @@ class JetStreamDestination:
             msgs = await self._sub.fetch(_FETCH_BATCH, timeout=max(wait, 0.01))
         except nats.errors.TimeoutError:
             self._pending = 0
+        except nats.errors.ConnectionClosedError:
+            raise JetStreamError(f"destination {self.name}: the NATS connection is closed") from None
         except nats.errors.Error as e:  # reconnecting: the client retries on its own
             log.debug("destination %s: fetch failed: %r", self.name, e)
             await asyncio.sleep(min(wait, 0.5))
         else:
             self._fetched.extend(msgs)
-            self._pending = msgs[-1].metadata.num_pending  # beyond the ones fetched
+            if msgs:
+                self._pending = msgs[-1].metadata.num_pending  # beyond the ones fetched
 
     async def done(self, deliveries: list[Delivery]) -> None:
         """Acknowledge ``deliveries`` and wait until the server has the acks.
@@ -370,6 +390,8 @@ class JetStream:
             info = await self.js.consumer_info(stream_name, name)
         except nats.js.errors.APIError as e:
             raise JetStreamError(f"stream {stream_name}: {e.description}") from None
+        except nats.errors.Error as e:  # a cluster still electing its leaders, say
+            raise JetStreamError(f"stream {stream_name}: NATS did not answer ({e!r})") from None
         d = JetStreamDestination(
             self, name, overflow, capacity_bytes, sub, info.delivered.stream_seq
         )
