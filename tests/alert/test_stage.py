@@ -316,3 +316,26 @@ async def test_a_heal_webhook_is_posted_the_alert(tmp_path: Path, storage: SqlSt
     await stage.history.flush()
     done = [r for r in stage.history.query(NOW - 60, NOW + 60, "hooked") if r["data"].get("phase") == "done"]
     assert done[0]["data"]["ok"] and "HTTP 200" in done[0]["message"]
+
+
+async def test_a_target_that_stops_being_returned_is_no_data_then_forgotten(
+    tmp_path: Path, storage: SqlStore
+) -> None:
+    storage.write_points(points({"gone.a.load": 9, "gone.b.load": 9}, NOW - 5))
+    stage = make_stage(
+        tmp_path, storage, '[[rule]]\nname = "gone"\ntarget = "currentAbove(gone.*.load, 5)"\n'
+        'critical = 5\nwindow = "1m"\n',
+    )  # fmt: skip
+    await round_(stage, NOW)
+    assert {a["target"]: a["state"] for a in stage.current()} == {
+        "gone.a.load": "CRITICAL", "gone.b.load": "CRITICAL"}  # fmt: skip
+    storage.write_points(points({"gone.a.load": 9, "gone.b.load": 1}, NOW + 55))
+    await round_(stage, NOW + 60)  # b is no longer above 5: the target leaves it out
+    states = {a["target"]: (a["state"], a["message"]) for a in stage.current()}
+    assert states["gone.a.load"][0] == "CRITICAL"
+    assert states["gone.b.load"] == ("UNKNOWN", "gone.b.load: no data in the last 60s")
+    await round_(stage, NOW + 60 + 3601)
+    assert [a["target"] for a in stage.current()] == []  # a too: no data in the window, then gone
+    await stage.history.flush()
+    forgotten = [r for r in stage.history.query(NOW, NOW + 7200, "gone") if r["data"].get("forgotten")]
+    assert {r["target"] for r in forgotten} == {"gone.a.load", "gone.b.load"}

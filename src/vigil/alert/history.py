@@ -144,6 +144,9 @@ def report(records: Iterable[dict[str, Any]], now: float) -> dict[str, Any]:
             if data.get("phase") == "healed":
                 entry["healed"] += 1
                 week_of(entry, r["ts"])["healed"] += 1
+        elif r["kind"] == "state" and data.get("forgotten"):
+            if key in open_since:
+                close(key, r["ts"])
         elif r["kind"] == "state" and data.get("hard"):
             if r["state"] == "OK":
                 if key in open_since:

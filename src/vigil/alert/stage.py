@@ -269,26 +269,49 @@ class AlertStage:
     # -- acting on results ------------------------------------------------------
 
     def _apply(self, rule: Rule, result: list[Check] | str, now: float) -> None:
-        if isinstance(result, str):
-            self.failures.inc()
         alerts = self.alerts.setdefault(rule.name, {})
         if isinstance(result, str):
             self.failures.inc()
             result = [Check(t, Status.UNKNOWN, None, result) for t in alerts or [rule.name]]
+        returned = {c.target for c in result}
+        if rule.source in ("target", "cube") and len(alerts) > len(returned):
+            result = result + self._missing(rule, alerts, returned, now)
         notices: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for check in result:
             alert = alerts.get(check.target)
             if alert is None:
                 alert = alerts[check.target] = AlertState(rule.name, check.target, since=now)
             alert.labels = {**rule.labels, "rule": rule.name, "target": check.target}
+            if check.target in returned:
+                alert.seen = now
             for change in alert.observe(check, rule, now):
                 self._act(rule, alert, change, now, notices)
-        if len(alerts) > len(result):
-            forget = now - max(FORGET_AFTER, 10 * rule.interval)
-            for target in [t for t, a in alerts.items() if a.last_check < forget]:
-                del alerts[target]
         for (reason, state), group in notices.items():
             self.notify(rule, Notice(rule.name, state, reason, tuple(group), now))
+
+    def _missing(
+        self, rule: Rule, alerts: dict[str, AlertState], returned: set[str], now: float
+    ) -> list[Check]:
+        """No-data checks for targets the rule stopped returning; long-gone ones are forgotten.
+
+        A series that disappears is "no data" (the rule's ``nodata`` state),
+        not silently OK; after ``FORGET_AFTER`` it is dropped, with a record.
+        """
+        checks = []
+        forget = now - max(FORGET_AFTER, 10 * rule.interval)
+        for target, alert in list(alerts.items()):
+            if target in returned:
+                continue
+            if alert.seen < forget:
+                del alerts[target]
+                self.history.record(
+                    now, "state", rule.name, target, alert.shown.name,
+                    f"forgotten: not returned by the target since {alert.seen:.0f}",
+                    hard=False, forgotten=True,
+                )  # fmt: skip
+            else:
+                checks.append(targets.threshold_check(target, None, rule))
+        return checks
 
     def _act(
         self,

@@ -83,6 +83,7 @@ class AlertState:
     heal_failed: str | None = None
     last_heal: float | None = None
     last_check: float = 0.0
+    seen: float = 0.0  # when the target was last returned by the rule's source
 
     @property
     def shown(self) -> Status:
