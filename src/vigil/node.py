@@ -19,7 +19,9 @@ from vigil.alert.rules import RuleFileError
 from vigil.alert.stage import AlertStage
 from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
+from vigil.bus.jetstream import JetStream
 from vigil.bus.metrics import register_bus_metrics
+from vigil.bus.queue import Queue
 from vigil.bus.spool import Spool
 from vigil.cube.backfill import Backfill
 from vigil.cube.rulebook import RuleBook
@@ -78,6 +80,7 @@ class Node:
         self.data_dir = Path(settings.node.data_dir)
         self.telemetry = Telemetry(settings.node.node)
         self.bus = Bus()
+        self.jetstream: JetStream | None = None
         self.ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ingest: IngestStage | None = None
@@ -91,6 +94,10 @@ class Node:
         """Open storage, start every stage, then write ``ports.json``."""
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if s.bus.bus_nats:
+            self.jetstream = await JetStream.connect(
+                s.bus.bus_nats, replicas=s.bus.bus_nats_replicas
+            )
         policy = StoragePolicy.from_files(s.store.storage_schemas, s.store.storage_aggregation)
         self.storage = await asyncio.to_thread(
             functools.partial(
@@ -104,7 +111,7 @@ class Node:
             )
         )
         store = self.bus.add(
-            await self._destination(
+            await self._queue(
                 "store", s.bus.store_queue_bytes, self.store_overflow, s.bus.store_spool_bytes
             )
         )
@@ -114,7 +121,7 @@ class Node:
         self._writer_task = asyncio.create_task(self._writer.run())
         self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
         self._spawn(self._write_selfmetrics())
-        tail = self.bus.add(Destination("tail", s.bus.tail_queue_bytes, self.tail_overflow))
+        tail = self.bus.add(await self._queue("tail", s.bus.tail_queue_bytes, self.tail_overflow))
         cube = self.bus.add(
             await self._destination(
                 "cube", s.bus.cube_queue_bytes, self.cube_overflow, s.bus.cube_spool_bytes
@@ -161,6 +168,14 @@ class Node:
             await self._start_http()
         self._write_ports()
         log.info("vigil node %s listening: %s", self.telemetry.node, self.ports)
+
+    async def _queue(
+        self, name: str, capacity: int, overflow: Overflow, spool_bytes: int = 0
+    ) -> Queue:
+        """A JetStream stream with ``bus_nats`` set (store and tail only, so far), else in-process."""
+        if self.jetstream is not None:
+            return await self.jetstream.destination(name, capacity, overflow, spool_bytes)
+        return await self._destination(name, capacity, overflow, spool_bytes)
 
     async def _destination(
         self, name: str, capacity: int, overflow: Overflow, spool_bytes: int
@@ -256,6 +271,8 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         (self.data_dir / "ports.json").unlink(missing_ok=True)
+        if self.jetstream is not None:
+            await self.jetstream.close()
         for destination in self.bus.destinations.values():
             if destination.spool is not None:
                 destination.spool.close()

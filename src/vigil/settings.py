@@ -122,6 +122,14 @@ class BusSettings:
     tail_subscriber_entries: int = setting(
         10_000, "Entries buffered per live-tail subscriber; beyond it they are skipped."
     )
+    bus_nats: str = setting(
+        "",
+        "NATS JetStream URL(s), comma-separated (nats://127.0.0.1:4222): the store and tail"
+        " queues become JetStream streams there (docs/bus.md); empty: in-process.",
+    )
+    bus_nats_replicas: int = setting(
+        1, "Replicas of each JetStream stream of the bus (3 on a 3-node NATS cluster)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)

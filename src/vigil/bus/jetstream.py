@@ -65,6 +65,7 @@ from nats.js.api import (
 
 from vigil.bus import codec
 from vigil.bus.destination import BusFull, Delivery, Overflow
+from vigil.bus.spool import Spool
 from vigil.model import LOGS_SCHEMA, POINTS_SCHEMA
 from vigil.sketch import SKETCH_SCHEMA
 
@@ -80,13 +81,14 @@ _UNAVAILABLE = (
     nats.errors.ConnectionClosedError,
     nats.js.errors.NoStreamResponseError,
 )
+_CONNECT_ATTEMPTS = 3  # per server at start: a wrong address is said at once
 _FETCH_BATCH = 8  # messages fetched ahead: a few MB at most, kept alive by in_progress
 _HEADER_ROOM = 1024  # bytes of a message left for its headers
 DUPLICATE_WINDOW = 120.0  # seconds during which a retried publish is recognised
 
 
-class JetStreamError(RuntimeError):
-    """NATS refused the bus's streams or consumers; the message says which and why."""
+class JetStreamError(ConnectionError):
+    """NATS is unreachable or refused the bus's streams; the message says which and why."""
 
 
 def kind_of(schema: pa.Schema) -> str:
@@ -117,7 +119,7 @@ class JetStreamDestination:
         self.overflow = overflow
         self.capacity_bytes = capacity_bytes
         self.stream = link.stream_name(name)
-        self.spool = None
+        self.spool: Spool | None = None  # the stream is the spool
         self.memory_bytes = 0
         self.stream_bytes = 0
         self.delivered_rows = 0
@@ -344,13 +346,15 @@ class JetStream:
             nc = await nats.connect(
                 [s.strip() for s in servers.split(",")],
                 name="vigil",
-                max_reconnect_attempts=-1,
+                max_reconnect_attempts=_CONNECT_ATTEMPTS,
                 reconnect_time_wait=0.25,
                 connect_timeout=5,
                 error_cb=report,
             )
         except (OSError, nats.errors.Error) as e:
             raise JetStreamError(f"cannot connect to NATS at {servers}: {e!r}") from None
+        # Once connected, never give up: a restarting server or cluster is waited for.
+        nc.options["max_reconnect_attempts"] = -1
         return cls(nc, prefix, replicas, ack_wait, retry_seconds, timeout)
 
     def stream_name(self, destination: str) -> str:

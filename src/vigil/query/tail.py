@@ -22,7 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vigil.bus.destination import Destination
+from vigil.bus.queue import Queue
 from vigil.model import LOGS_SCHEMA, entries_of
 from vigil.query.logquery import FILTER_FIELDS, MAX_LIMIT, LogPage, LogQuery
 
@@ -93,7 +93,7 @@ class Subscription:
 class TailHub:
     """Consumes the ``tail`` destination and offers each log batch to every subscriber."""
 
-    def __init__(self, destination: Destination, max_entries: int) -> None:
+    def __init__(self, destination: Queue, max_entries: int) -> None:
         self.destination = destination
         self.max_entries = max_entries
         self.subscribers: set[Subscription] = set()

@@ -18,7 +18,8 @@ import time
 import pyarrow as pa
 from prometheus_client import Counter, Histogram
 
-from vigil.bus.destination import Delivery, Destination
+from vigil.bus.destination import Delivery
+from vigil.bus.queue import Queue
 from vigil.model import LOGS_SCHEMA
 from vigil.sketch import SKETCH_SCHEMA
 from vigil.store.interface import Storage, StorageError
@@ -35,7 +36,7 @@ class StoreWriter:
 
     def __init__(
         self,
-        queue: Destination,
+        queue: Queue,
         storage: Storage,
         telemetry: Telemetry,
         batch_rows: int,
