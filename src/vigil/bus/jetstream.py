@@ -29,12 +29,15 @@ batch leaves the stream once its consumer has acknowledged it.
 
 Delivery is at least once. ``get`` fetches a few messages ahead; ``done``
 acknowledges and waits until the server has the acks. Until then a batch is
-kept alive by ``in_progress`` signals every third of ``ack_wait``; if the
-consumer dies, the server redelivers it after ``ack_wait`` (at once after
-``close``, which naks what was not done). A redelivered batch comes with
-``Delivery.replay`` set. A publish is retried under the same ``Nats-Msg-Id``
-for ``retry_seconds`` (a server restart, a cluster electing a new leader):
-the stream's duplicate window keeps a retried publish from being stored twice.
+kept alive by ``in_progress`` signals (every second, or every third of a
+shorter ``ack_wait``); if the consumer dies, the server redelivers it after
+``ack_wait`` (at once after ``close``, which naks what was not done), and
+after a restart of nats-server that lost the latest acks (``kill -9``) the
+batches come again from the last acknowledgement it kept. A redelivered
+batch comes with ``Delivery.replay`` set. A publish is retried under the
+same ``Nats-Msg-Id`` for ``retry_seconds`` (a server restart, a cluster
+electing a new leader): the stream's duplicate window keeps a retried
+publish from being stored twice.
 """
 
 from __future__ import annotations
