@@ -11,6 +11,7 @@ import pytest
 from nats.js.api import StorageType
 
 from tests.bus.natsservers import NatsServer
+from vigil.bus import codec, jetstream
 from vigil.bus.destination import BusFull, Overflow
 from vigil.bus.fanout import Bus
 from vigil.bus.jetstream import JetStream, JetStreamDestination, kind_of
@@ -63,6 +64,24 @@ async def test_batches_arrive_in_order_and_leave_the_stream_once_done(link: JetS
     info = await link.js.stream_info(d.stream)
     assert info.state.messages == 0  # interest retention: acknowledged batches are gone
     assert info.config.storage == StorageType.FILE
+
+
+async def test_a_batch_published_to_two_streams_is_encoded_once(
+    link: JetStream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    encodings = []
+    encode = codec.encode
+
+    def counted(table: pa.Table, max_bytes: int) -> list[tuple[int, bytes]]:
+        encodings.append(table.num_rows)
+        return encode(table, max_bytes)
+
+    monkeypatch.setattr(jetstream.codec, "encode", counted)
+    store = await link.destination("store", 1 << 20, Overflow.SPILL, 1 << 20)
+    tail = await link.destination("tail", 1 << 20, Overflow.DROP_HEAD)
+    await Bus([store, tail]).publish(batch(0))
+    assert encodings == [100]
+    assert numbers(await drain(store)) == numbers(await drain(tail)) == list(range(100))
 
 
 async def test_drop_tail_refuses_the_newest_and_counts_its_rows(link: JetStream) -> None:

@@ -163,9 +163,7 @@ class JetStreamDestination:
             return
         subject = f"{self._subject}.{kind_of(batch.schema)}"
         batch_id = uuid.uuid4().hex
-        limit = self._link.nc.max_payload - _HEADER_ROOM
-        pieces = await asyncio.to_thread(codec.encode, batch, limit)
-        for i, (rows, data) in enumerate(pieces):
+        for i, (rows, data) in enumerate(await self._link.encoded(batch)):
             await self._publish(subject, data, f"{batch_id}-{i}", rows, durable)
 
     async def _publish(self, subject: str, data: bytes, msg_id: str, rows: int, durable: bool) -> None:
@@ -329,6 +327,7 @@ class JetStream:
         self.ack_wait = ack_wait
         self.retry_seconds = retry_seconds
         self.destinations: list[JetStreamDestination] = []
+        self._last: tuple[pa.Table, list[tuple[int, bytes]]] | None = None
 
     @classmethod
     async def connect(
@@ -359,6 +358,19 @@ class JetStream:
         # Once connected, never give up: a restarting server or cluster is waited for.
         nc.options["max_reconnect_attempts"] = -1
         return cls(nc, prefix, replicas, ack_wait, retry_seconds, timeout)
+
+    async def encoded(self, batch: pa.Table) -> list[tuple[int, bytes]]:
+        """The messages of ``batch``, encoded once for all the destinations it is put to.
+
+        The fan-out puts one table to each destination in turn, so the last
+        one encoded is remembered (by identity: tables are immutable).
+        """
+        if self._last is not None and self._last[0] is batch:
+            return self._last[1]
+        limit = self.nc.max_payload - _HEADER_ROOM
+        pieces = await asyncio.to_thread(codec.encode, batch, limit)
+        self._last = (batch, pieces)
+        return pieces
 
     def stream_name(self, destination: str) -> str:
         """The stream that holds ``destination``'s queue."""
