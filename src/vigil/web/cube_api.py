@@ -13,7 +13,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 
-import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,12 +21,9 @@ from starlette.routing import BaseRoute, Route
 from vigil.query.cubequery import DIMENSIONS, CubeQuery, CubeQueryError
 from vigil.query.timeparse import parse_interval, parse_time
 from vigil.store.interface import Storage, StorageError
+from vigil.web.jsonio import json_response
 
 ALIASES = {"datacenter": "dc", "application": "app"}
-
-
-def _json(doc: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(doc), status_code=status, media_type="application/json")
 
 
 def _dimension(name: str) -> str:
@@ -77,10 +73,10 @@ def cube_routes(storage: Storage, clock: Callable[[], float] = time.time) -> lis
             q, named = cube_query(params, clock())
             result = await run_in_threadpool(storage.cube.query, q)
         except CubeQueryError as e:
-            return _json({"error": str(e)}, 400)
+            return json_response({"error": str(e)}, 400)
         except StorageError as e:
-            return _json({"error": str(e)}, 503)
+            return json_response({"error": str(e)}, 503)
         columns = [named.get(c, c) for c in result.columns]
-        return _json({"columns": columns, "rows": result.rows})
+        return json_response({"columns": columns, "rows": result.rows})
 
     return [Route("/api/cube", cube)]
