@@ -79,7 +79,7 @@ KINDS = (("points", POINTS_SCHEMA), ("logs", LOGS_SCHEMA), ("sketches", SKETCH_S
 _FULL_CODES = {10047, 10077, 10078}  # storage resources, maximum messages, maximum bytes
 # What a publish meets while servers restart or a cluster elects a stream leader.
 _UNAVAILABLE = (
-    nats.errors.TimeoutError,
+    TimeoutError,  # nats-py raises its own and asyncio's
     nats.errors.NoRespondersError,
     nats.errors.ConnectionClosedError,
     nats.js.errors.NoStreamResponseError,
@@ -231,7 +231,7 @@ class JetStreamDestination:
     async def _fetch(self, wait: float) -> None:
         try:
             msgs = await self._sub.fetch(_FETCH_BATCH, timeout=max(wait, 0.01))
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own and asyncio's
             self._pending = 0
         except nats.errors.ConnectionClosedError:
             raise JetStreamError(f"destination {self.name}: the NATS connection is closed") from None
