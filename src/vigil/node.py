@@ -123,7 +123,7 @@ class Node:
         self._spawn(self._write_selfmetrics())
         tail = self.bus.add(await self._queue("tail", s.bus.tail_queue_bytes, self.tail_overflow))
         cube = self.bus.add(
-            await self._destination(
+            await self._queue(
                 "cube", s.bus.cube_queue_bytes, self.cube_overflow, s.bus.cube_spool_bytes
             )
         )
@@ -137,7 +137,7 @@ class Node:
         self._spawn(CubeStage(cube, self.storage, self.rules, self.bus, self.telemetry).run())
         if any(self.forward_to):
             forward = self.bus.add(
-                await self._destination(
+                await self._queue(
                     "forward",
                     s.bus.forward_queue_bytes,
                     self.forward_overflow,
@@ -148,7 +148,7 @@ class Node:
         self.tail = TailHub(tail, s.bus.tail_subscriber_entries)
         self._spawn(self.tail.run())
         if "alert" in self.stages:
-            heartbeats = Destination("alert", s.bus.alert_queue_bytes, self.alert_overflow)
+            heartbeats = await self._queue("alert", s.bus.alert_queue_bytes, self.alert_overflow)
             self.alerts = AlertStage(
                 s.alert, s.query, self.storage, self.bus, self.telemetry, self.data_dir,
                 self.bus.add(heartbeats),
@@ -172,7 +172,7 @@ class Node:
     async def _queue(
         self, name: str, capacity: int, overflow: Overflow, spool_bytes: int = 0
     ) -> Queue:
-        """A JetStream stream with ``bus_nats`` set (store and tail only, so far), else in-process."""
+        """A destination's queue: a JetStream stream with ``bus_nats`` set, else in-process."""
         if self.jetstream is not None:
             return await self.jetstream.destination(name, capacity, overflow, spool_bytes)
         return await self._destination(name, capacity, overflow, spool_bytes)

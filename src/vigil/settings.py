@@ -124,8 +124,8 @@ class BusSettings:
     )
     bus_nats: str = setting(
         "",
-        "NATS JetStream URL(s), comma-separated (nats://127.0.0.1:4222): the store and tail"
-        " queues become JetStream streams there (docs/bus.md); empty: in-process.",
+        "NATS JetStream URL(s), comma-separated (nats://127.0.0.1:4222): every destination's"
+        " queue becomes a JetStream stream there (docs/bus.md); empty: in-process.",
     )
     bus_nats_replicas: int = setting(
         1, "Replicas of each JetStream stream of the bus (3 on a 3-node NATS cluster)."

@@ -28,10 +28,22 @@ async def until(get: Any, ready: Any, timeout: float = 10.0) -> Any:
         await asyncio.sleep(0.1)
 
 
-async def test_points_and_entries_are_stored_through_jetstream(
+async def test_points_and_entries_are_stored_and_forwarded_through_jetstream(
     tmp_path: Path, nats_server: NatsServer
 ) -> None:
-    node = Node(node_settings(tmp_path / "data", bus_nats=nats_server.url))
+    relayed = bytearray()
+
+    async def carbon(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while chunk := await reader.read(1 << 16):
+            relayed.extend(chunk)
+        writer.close()
+
+    receiver = await asyncio.start_server(carbon, "127.0.0.1", 0)
+    port = receiver.sockets[0].getsockname()[1]
+    settings = node_settings(
+        tmp_path / "data", bus_nats=nats_server.url, forward_graphite=f"127.0.0.1:{port}"
+    )
+    node = Node(settings)
     await node.start()
     try:
         now = int(time.time())
@@ -40,24 +52,29 @@ async def test_points_and_entries_are_stored_through_jetstream(
         await send_eventlog(node, entry(host="web07", message="through the stream"), 1)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.ports['http']}") as http:
 
-            async def render() -> Any:
+            async def render() -> list[float]:
                 params = {"target": "via.nats", "from": "-5min", "format": "json"}
-                return (await http.get("/render", params=params)).json()
+                series = (await http.get("/render", params=params)).json()
+                return [v for s in series for v, _ in s["datapoints"] if v is not None]
 
             async def search() -> Any:
                 params = {"from": "-1h", "host": "web07"}
                 return (await http.get("/api/logs/search", params=params)).json()["entries"]
 
-            series = await until(render, bool)
-            assert [v for v, _ in series[0]["datapoints"] if v is not None] == [7.0]
+            assert await until(render, bool) == [7.0]
             (hit,) = await until(search, bool)
             assert hit["message"] == "through the stream"
-        destinations = node.status()["destinations"]
-        assert destinations["store"]["stream"] == "vigil-store"
-        assert destinations["tail"]["stream"] == "vigil-tail"
-        assert "stream" not in destinations["cube"]  # in-process, so far
+
+        async def forwarded() -> bytes:
+            return bytes(relayed)
+
+        assert f"via.nats 7 {now}".encode() in await until(forwarded, bool)
+        streams = {name: d["stream"] for name, d in node.status()["destinations"].items()}
+        assert streams == {n: f"vigil-{n}" for n in ("store", "tail", "cube", "forward", "alert")}
     finally:
         await node.stop()
+        receiver.close()
+        await receiver.wait_closed()
 
 
 async def test_an_unreachable_nats_is_said_at_start(tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ from vigil.alert.notify import Delivery, Dispatcher, Notice, SendPolicy
 from vigil.alert.rules import Rule, RuleFileError, RuleSet, load_dir
 from vigil.alert.silences import Silences
 from vigil.alert.state import AlertState, Change, Check, Status
-from vigil.bus.destination import Destination
 from vigil.bus.fanout import Bus
+from vigil.bus.queue import Queue
 from vigil.model import LOGS_SCHEMA, POINTS_SCHEMA
 from vigil.settings import AlertSettings, QuerySettings
 from vigil.store.interface import Storage
@@ -56,7 +56,7 @@ class AlertStage:
         bus: Bus,
         telemetry: Telemetry,
         data_dir: Path,
-        destination: Destination | None = None,
+        destination: Queue | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -156,7 +156,7 @@ class AlertStage:
             await self._client.aclose()
             self._client = None
 
-    async def _consume(self, destination: Destination) -> None:
+    async def _consume(self, destination: Queue) -> None:
         while True:
             delivery = await destination.get()
             if delivery is None:

@@ -19,8 +19,8 @@ import logging
 import pyarrow as pa
 from prometheus_client import Counter
 
-from vigil.bus.destination import Destination
 from vigil.bus.fanout import Bus
+from vigil.bus.queue import Queue
 from vigil.cube.fingerprint import errors_of
 from vigil.cube.rulebook import RuleBook
 from vigil.model import LOGS_SCHEMA
@@ -35,7 +35,7 @@ class CubeStage:
 
     def __init__(
         self,
-        destination: Destination,
+        destination: Queue,
         storage: Storage,
         rules: RuleBook,
         bus: Bus,

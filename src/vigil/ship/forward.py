@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prometheus_client import Counter
 
-from vigil.bus.destination import Destination
+from vigil.bus.queue import Queue
 from vigil.model import LOGS_SCHEMA, POINTS_SCHEMA, entries_of
 from vigil.telemetry import Telemetry
 
@@ -65,7 +65,7 @@ class Forwarder:
 
     def __init__(
         self,
-        destination: Destination,
+        destination: Queue,
         graphite: tuple[str, int] | None,
         eventlog: tuple[str, int] | None,
         telemetry: Telemetry,
