@@ -94,6 +94,20 @@ class JetStreamError(ConnectionError):
     """NATS is unreachable or refused the bus's streams; the message says which and why."""
 
 
+def _recancel() -> None:
+    """Raise the cancellation nats-py swallowed in the middle of a publish, if any.
+
+    nats-py catches CancelledError while queueing a message for its flusher
+    (``Client._flush_pending``), so a task cancelled there would go on as if
+    nothing happened and never stop. Python 3.11 still counts the request
+    (``Task.cancelling``): called after each call into the client, this
+    raises it again.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def kind_of(schema: pa.Schema) -> str:
     """The record kind of a batch, which names its subject: points, logs, sketches or other."""
     return next((name for name, known in KINDS if schema.equals(known)), "other")
@@ -173,6 +187,7 @@ class JetStreamDestination:
         while True:
             try:
                 await self._link.js.publish(subject, data, headers=headers)
+                _recancel()
                 return
             except nats.js.errors.APIError as e:
                 if e.err_code in _FULL_CODES:
@@ -232,6 +247,7 @@ class JetStreamDestination:
         try:
             msgs = await self._sub.fetch(_FETCH_BATCH, timeout=max(wait, 0.01))
         except TimeoutError:  # nats-py raises its own and asyncio's
+            _recancel()
             self._pending = 0
         except nats.errors.ConnectionClosedError:
             raise JetStreamError(f"destination {self.name}: the NATS connection is closed") from None
@@ -239,6 +255,7 @@ class JetStreamDestination:
             log.debug("destination %s: fetch failed: %r", self.name, e)
             await asyncio.sleep(min(wait, 0.5))
         else:
+            _recancel()
             self._fetched.extend(msgs)
             if msgs:
                 self._pending = msgs[-1].metadata.num_pending  # beyond the ones fetched
@@ -257,11 +274,13 @@ class JetStreamDestination:
                 await d.msg.ack()
         with contextlib.suppress(TimeoutError, nats.errors.Error):
             await self._link.nc.flush(timeout=5)
+        _recancel()
 
     async def _tick(self) -> None:
         """Keep fetched batches alive and read the stream's depth and bytes for the metrics."""
         interval = min(1.0, self._link.ack_wait / 3)
         while True:
+            _recancel()
             await asyncio.sleep(interval)
             try:
                 for msg in [*self._fetched, *self._outstanding.values()]:
