@@ -22,10 +22,14 @@ import collections
 import dataclasses
 import enum
 import logging
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from vigil.bus.spool import Record, Spool, SpoolError, SpoolFull
+
+if TYPE_CHECKING:  # the protocol imports this module's types
+    from vigil.bus.queue import Queue
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +192,19 @@ class Destination:
 
     def status(self) -> dict[str, object]:
         """Depth, spool, drops and replay progress, as ``vigil status`` shows them."""
-        return {
-            "overflow": self.overflow.value,
-            "capacity_bytes": self.capacity_bytes,
-            "memory_bytes": self.memory_bytes,
-            "batches": len(self),
-            "spool_bytes": self.spool_bytes,
-            "delivered_rows": self.delivered_rows,
-            "dropped_rows": dict(self.dropped_rows),
-            "replay": {"total": self.replay_total, "done": self.replay_done},
-        }
+        return counters(self)
+
+
+def counters(q: Queue) -> dict[str, object]:
+    """The figures every destination backend reports in ``vigil status``."""
+    return {
+        "overflow": q.overflow.value,
+        "capacity_bytes": q.capacity_bytes,
+        "memory_bytes": q.memory_bytes,
+        "batches": len(q),
+        "spool_bytes": q.spool_bytes,
+        "delivered_rows": q.delivered_rows,
+        "dropped_rows": dict(q.dropped_rows),
+        "dropped_batches": dict(q.dropped_batches),
+        "replay": {"total": q.replay_total, "done": q.replay_done},
+    }

@@ -67,7 +67,7 @@ from nats.js.api import (
 )
 
 from vigil.bus import codec
-from vigil.bus.destination import BusFull, Delivery, Overflow
+from vigil.bus.destination import BusFull, Delivery, Overflow, counters
 from vigil.bus.spool import Spool
 from vigil.model import LOGS_SCHEMA, POINTS_SCHEMA
 from vigil.sketch import SKETCH_SCHEMA
@@ -309,18 +309,7 @@ class JetStreamDestination:
 
     def status(self) -> dict[str, object]:
         """Depth, bytes, drops and redeliveries, as ``vigil status`` shows them."""
-        return {
-            "overflow": self.overflow.value,
-            "capacity_bytes": self.capacity_bytes,
-            "memory_bytes": self.memory_bytes,
-            "batches": len(self),
-            "spool_bytes": self.spool_bytes,
-            "delivered_rows": self.delivered_rows,
-            "dropped_rows": dict(self.dropped_rows),
-            "dropped_batches": dict(self.dropped_batches),
-            "replay": {"total": self.replay_total, "done": self.replay_done},
-            "stream": self.stream,
-        }
+        return counters(self) | {"stream": self.stream}
 
 
 class JetStream:

@@ -29,6 +29,7 @@ class Queue(Protocol):
 
     name: str
     overflow: Overflow
+    capacity_bytes: int
     spool: Spool | None
     memory_bytes: int
     delivered_rows: int
