@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from graphite_ingest import medians, percentile
 from logpayload import Block, Fleet, _array_bytes, _join, _text
-from logs_ingest import Payload, build, eventlog_payload, ingest, with_server
+from logs_ingest import Payload, add_run_args, build, eventlog_payload, ingest, with_server
 from servers import BENCH_DIR, ServerError, Vigil
 
 GOAL_CPU_RATIO = 1.25  # server CPU per entry, cubes on / off
@@ -549,20 +549,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--query-budget", type=float, help="seconds per shape at most, >= 3 requests (30; quick 10)"
     )
     p.add_argument("--connections", type=int, default=4, help="event-log connections (4)")
-    p.add_argument("--window-mb", type=int, default=8, help="unacked MiB per connection (8)")
-    p.add_argument("--chunk-kb", type=int, default=256, help="bytes per write, KiB (256)")
-    p.add_argument("--block-entries", type=int, default=50_000, help="entries per time slice")
-    p.add_argument("--span", type=float, default=600, help="seconds of timestamps, overhead")
-    p.add_argument("--seed", type=int, default=42, help="payload random seed")
-    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for storage")
-    p.add_argument("--poll", type=float, default=0.1, help="status poll interval, seconds")
-    p.add_argument("--settle", type=float, default=1.0, help="idle seconds after start-up")
-    p.add_argument("--start-timeout", type=float, default=120, help="seconds to start")
-    p.add_argument("--stop-timeout", type=float, default=300, help="seconds to stop")
-    p.add_argument("--server-arg", action="append", default=[], help="extra vigil serve flag")
-    p.add_argument("--vigil-bin", type=Path, default=Vigil.binary, help="the vigil command")
-    p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
-    p.add_argument("--json", type=Path, help="write all figures to this file")
+    add_run_args(p, span_help="overhead")
     args = p.parse_args(argv)
     quick = {"entries": 500_000, "runs": 2, "per_hour": 1, "query_reps": 10, "query_budget": 10.0}
     full = {"entries": 2_000_000, "runs": 5, "per_hour": 2, "query_reps": 30, "query_budget": 30.0}

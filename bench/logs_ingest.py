@@ -393,6 +393,24 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     return f"figures ({runs_note}):\n" + "\n".join(lines)
 
 
+def add_run_args(p: argparse.ArgumentParser, span_help: str) -> None:
+    """The payload, sender and server flags the log benchmarks share (logs, cube)."""
+    p.add_argument("--window-mb", type=int, default=8, help="unacked MiB per connection (8)")
+    p.add_argument("--chunk-kb", type=int, default=256, help="bytes per write, KiB (256)")
+    p.add_argument("--block-entries", type=int, default=50_000, help="entries per time slice")
+    p.add_argument("--span", type=float, default=600, help=f"seconds of timestamps, {span_help}")
+    p.add_argument("--seed", type=int, default=42, help="payload random seed")
+    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for storage")
+    p.add_argument("--poll", type=float, default=0.1, help="status poll interval, seconds")
+    p.add_argument("--settle", type=float, default=1.0, help="idle seconds after start-up")
+    p.add_argument("--start-timeout", type=float, default=120, help="seconds to start")
+    p.add_argument("--stop-timeout", type=float, default=300, help="seconds to stop")
+    p.add_argument("--server-arg", action="append", default=[], help="extra vigil serve flag")
+    p.add_argument("--vigil-bin", type=Path, default=Vigil.binary, help="the vigil command")
+    p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    p.add_argument("--json", type=Path, help="write all figures to this file")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse the command line; --quick fills in small sizes for flags left unset."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
@@ -412,20 +430,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--bus-repeats", type=int, help="bus runs per configuration (5; quick 3)")
     p.add_argument("--connections", type=int, default=4, help="event-log connections (4)")
     p.add_argument("--syslog-connections", type=int, default=2, help="syslog connections (2)")
-    p.add_argument("--window-mb", type=int, default=8, help="unacked MiB per connection (8)")
-    p.add_argument("--chunk-kb", type=int, default=256, help="bytes per write, KiB (256)")
-    p.add_argument("--block-entries", type=int, default=50_000, help="entries per time slice")
-    p.add_argument("--span", type=float, default=600, help="seconds of timestamps, throughput")
-    p.add_argument("--seed", type=int, default=42, help="payload random seed")
-    p.add_argument("--timeout", type=float, default=900, help="seconds to wait for storage")
-    p.add_argument("--poll", type=float, default=0.1, help="status poll interval, seconds")
-    p.add_argument("--settle", type=float, default=1.0, help="idle seconds after start-up")
-    p.add_argument("--start-timeout", type=float, default=120, help="seconds to start")
-    p.add_argument("--stop-timeout", type=float, default=300, help="seconds to stop")
-    p.add_argument("--server-arg", action="append", default=[], help="extra vigil serve flag")
-    p.add_argument("--vigil-bin", type=Path, default=Vigil.binary, help="the vigil command")
-    p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
-    p.add_argument("--json", type=Path, help="write all figures to this file")
+    add_run_args(p, span_help="throughput")
     args = p.parse_args(argv)
     quick = {"entries": 500_000, "syslog": 200_000, "corpus": 500_000, "runs": 1}
     full = {"entries": 2_000_000, "syslog": 1_000_000, "corpus": 10_000_000, "runs": 3}
