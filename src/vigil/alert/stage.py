@@ -11,6 +11,7 @@ the silenced ones. Heartbeats come from the bus's ``alert`` destination.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import json
@@ -203,8 +204,9 @@ class AlertStage:
         windows: dict[int, list[Rule]] = {}
         queries: list[Rule] = []
         checks: list[Rule] = []
+        for source, count in collections.Counter(r.source for r in rules).items():
+            self.evaluations.labels(source).inc(count)
         for rule in rules:
-            self.evaluations.labels(rule.source).inc()
             if rule.source == "target":
                 windows.setdefault(rule.window, []).append(rule)
             elif rule.source in ("cube", "search"):
