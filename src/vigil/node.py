@@ -28,6 +28,7 @@ from vigil.cube.rulebook import RuleBook
 from vigil.cube.stage import CubeStage
 from vigil.ingest.logstage import LogIngest
 from vigil.ingest.stage import IngestStage
+from vigil.model import LOGS_SCHEMA
 from vigil.query.tail import TailHub
 from vigil.roles import stages_of
 from vigil.settings import Settings, SettingsError
@@ -121,11 +122,15 @@ class Node:
         self._writer_task = asyncio.create_task(self._writer.run())
         self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
         self._spawn(self._write_selfmetrics())
-        tail = self.bus.add(await self._queue("tail", s.bus.tail_queue_bytes, self.tail_overflow))
+        logs_only = [LOGS_SCHEMA]
+        tail = self.bus.add(
+            await self._queue("tail", s.bus.tail_queue_bytes, self.tail_overflow), logs_only
+        )
         cube = self.bus.add(
             await self._queue(
                 "cube", s.bus.cube_queue_bytes, self.cube_overflow, s.bus.cube_spool_bytes
-            )
+            ),
+            logs_only,
         )
         rules_file = Path(s.store.extract_rules_file) if s.store.extract_rules_file else None
         self.rules = RuleBook(rules_file, self.data_dir / "rules")
@@ -151,7 +156,7 @@ class Node:
             heartbeats = await self._queue("alert", s.bus.alert_queue_bytes, self.alert_overflow)
             self.alerts = AlertStage(
                 s.alert, s.query, self.storage, self.bus, self.telemetry, self.data_dir,
-                self.bus.add(heartbeats),
+                self.bus.add(heartbeats, logs_only),
             )  # fmt: skip
             self._spawn(self.alerts.run())
         register_bus_metrics(self.bus, self.telemetry)

@@ -1,8 +1,8 @@
-"""The fault-domain manager: every published batch goes to each destination's buffer."""
+"""The fault-domain manager: every published batch goes to each destination's buffer that takes it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TypeVar
 
 import pyarrow as pa
@@ -21,14 +21,21 @@ class Bus:
 
     def __init__(self, destinations: Iterable[Queue] = ()) -> None:
         self.destinations: dict[str, Queue] = {}
+        self._wants: dict[str, tuple[pa.Schema, ...]] = {}
         for d in destinations:
             self.add(d)
 
-    def add(self, destination: Q) -> Q:
-        """Register a destination; batches published from now on reach it."""
+    def add(self, destination: Q, only: Sequence[pa.Schema] = ()) -> Q:
+        """Register a destination; batches published from now on reach it.
+
+        With ``only``, just batches of those schemas do: a consumer of log
+        entries (tail, cube, alert) is not handed every batch of points, which
+        on JetStream would cost a publish and its bytes each.
+        """
         if destination.name in self.destinations:
             raise ValueError(f"destination {destination.name} registered twice")
         self.destinations[destination.name] = destination
+        self._wants[destination.name] = tuple(only)
         return destination
 
     async def publish(self, batch: pa.Table, durable: bool = False) -> None:
@@ -43,5 +50,7 @@ class Bus:
         """
         if batch.num_rows == 0:
             return
-        for destination in self.destinations.values():
-            await destination.put(batch, durable)
+        for name, destination in self.destinations.items():
+            wants = self._wants[name]
+            if not wants or any(batch.schema.equals(schema) for schema in wants):
+                await destination.put(batch, durable)
