@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 import os
@@ -33,8 +32,7 @@ from vigil.query.tail import TailHub
 from vigil.roles import stages_of
 from vigil.settings import Settings, SettingsError
 from vigil.ship.forward import Forwarder, parse_address
-from vigil.store.chdb_engine import open_embedded
-from vigil.store.retention import StoragePolicy
+from vigil.store.backends import open_storage
 from vigil.store.writer import RetentionSweeper, StoreWriter
 from vigil.telemetry import Telemetry
 from vigil.web.app import create_app
@@ -99,18 +97,7 @@ class Node:
             self.jetstream = await JetStream.connect(
                 s.bus.bus_nats, replicas=s.bus.bus_nats_replicas
             )
-        policy = StoragePolicy.from_files(s.store.storage_schemas, s.store.storage_aggregation)
-        self.storage = await asyncio.to_thread(
-            functools.partial(
-                open_embedded,
-                self.data_dir,
-                policy,
-                max_points=s.query.max_points,
-                log_max_scan_rows=s.query.log_max_scan_rows,
-                log_retention_days=s.store.log_retention_days,
-                cube=s.store.cube,
-            )
-        )
+        self.storage = await asyncio.to_thread(open_storage, s, self.data_dir)
         store = self.bus.add(
             await self._queue(
                 "store", s.bus.store_queue_bytes, self.store_overflow, s.bus.store_spool_bytes
