@@ -19,7 +19,6 @@ import argparse
 import json
 import math
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -50,14 +49,6 @@ RATIO_FIGURES = [
 ]
 
 
-def send(port: int, chunks: list[bytes]) -> None:
-    """Send every chunk over one TCP connection with sendall, then close our side."""
-    with socket.create_connection(("127.0.0.1", port), timeout=600) as sock:
-        for chunk in chunks:
-            sock.sendall(chunk)
-        sock.shutdown(socket.SHUT_WR)
-
-
 def percentile(values: list[float], q: float) -> float:
     """Return the nearest-rank ``q`` percentile (with 30 samples p99 is the maximum)."""
     ordered = sorted(values)
@@ -84,9 +75,9 @@ def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[
     try:
         server.start(args.start_timeout)
         time.sleep(args.settle)
-        cpu0 = procstat.cpu_seconds(server.pid)
+        cpu0 = server.cpu_seconds()
         t0 = time.perf_counter()
-        send(server.graphite_port, payload.chunks)
+        server.send(payload.chunks)
         t_sent = time.perf_counter()
         deadline = time.monotonic() + args.timeout
         while not server.samples_visible(payload):
@@ -100,7 +91,7 @@ def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[
         # The count query costs server CPU too: snapshot the CPU and the clock
         # before each count, and keep the snapshot of the count that passes.
         while True:
-            cpu1, t_end = procstat.cpu_seconds(server.pid), time.perf_counter()
+            cpu1, t_end = server.cpu_seconds(), time.perf_counter()
             counted = server.count_points(payload)
             if counted >= payload.points or time.monotonic() > deadline:
                 break
@@ -133,7 +124,7 @@ def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[
                     f"expected {q.expected_series}",
                     file=sys.stderr,
                 )
-        fig["peak_rss_mb"] = procstat.peak_rss_bytes(server.pid) / 2**20
+        fig["peak_rss_mb"] = server.peak_rss_bytes() / 2**20
         live = server.settle()
         if live is not None:
             fig["live_bytes_per_point"] = live / payload.points

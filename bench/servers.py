@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+import procstat
 from payload import Payload
 from procstat import disk_usage
 
@@ -50,6 +51,14 @@ def wait_for_port(port: int, deadline: float) -> None:
         except OSError:
             time.sleep(0.1)
     raise ServerError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def send_chunks(port: int, chunks: list[bytes]) -> None:
+    """Send every chunk over one TCP connection with sendall, then close our side."""
+    with socket.create_connection(("127.0.0.1", port), timeout=600) as sock:
+        for chunk in chunks:
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
 
 
 class Http:
@@ -157,6 +166,18 @@ class Server(ABC):
         """The server's process id."""
         assert self.proc is not None
         return self.proc.pid
+
+    def cpu_seconds(self) -> float:
+        """CPU-seconds used so far by every process of the server under test."""
+        return procstat.cpu_seconds(self.pid)
+
+    def peak_rss_bytes(self) -> int:
+        """Peak resident memory of the server's processes (summed: an upper bound)."""
+        return procstat.peak_rss_bytes(self.pid)
+
+    def send(self, chunks: list[bytes]) -> None:
+        """Send the plaintext payload over one TCP connection to the Graphite port."""
+        send_chunks(self.graphite_port, chunks)
 
     def start(self, timeout: float) -> None:
         """Start the server and wait until it is ready."""
