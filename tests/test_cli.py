@@ -16,3 +16,10 @@ def test_relative_times_after_from_and_until_are_values_not_options() -> None:
 def test_other_arguments_are_left_alone() -> None:
     argv = ["logs", "search", "--from", "20261123", "--host", "-odd-", "--json"]
     assert _time_values_attached(argv) == argv
+
+
+def test_serve_takes_config_files_in_order_and_roles_repeated_or_comma_separated() -> None:
+    argv = ["serve", "--config", "prod.toml", "--config", "node7.toml", "--role", "ingest,query"]
+    args = build_parser().parse_args([*argv, "--role", "web"])
+    assert [str(p) for p in args.config] == ["prod.toml", "node7.toml"]
+    assert args.roles_list == ["ingest,query", "web"]

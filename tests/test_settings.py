@@ -19,12 +19,38 @@ def test_layers_file_then_environment_then_flags(tmp_path: Path) -> None:
     conf = tmp_path / "vigil.toml"
     conf.write_text("[ingest]\ngraphite_port = 1\nstatsd_port = 2\n[node]\nhttp_port = 3\n")
     s = settings.load(
-        conf,
+        [conf],
         environ={"VIGIL_STATSD_PORT": "20", "VIGIL_HTTP_PORT": "30"},
         overrides={"http_port": "300", "bind": None},
     )
     assert (s.ingest.graphite_port, s.ingest.statsd_port, s.node.http_port) == (1, 20, 300)
     assert s.node.bind == "127.0.0.1"
+
+
+def test_later_config_files_override_earlier_ones_key_by_key(tmp_path: Path) -> None:
+    environment = tmp_path / "prod.toml"
+    environment.write_text(
+        "[bus]\nbus_nats = 'nats://n1:4222'\n[node]\nroles = 'all'\nhttp_port = 80\n"
+    )
+    node = tmp_path / "node7.toml"
+    node.write_text("[node]\nroles = 'ingest'\nnode_name = 'ingest7'\n")
+    s = settings.load([environment, node], environ={"VIGIL_HTTP_PORT": "8081"})
+    assert (s.bus.bus_nats, s.node.roles, s.node.node_name) == (
+        "nats://n1:4222",
+        "ingest",
+        "ingest7",
+    )
+    assert s.node.http_port == 8081
+
+
+def test_a_bad_key_in_a_later_file_names_that_file(tmp_path: Path) -> None:
+    good, bad = tmp_path / "prod.toml", tmp_path / "node7.toml"
+    good.write_text("[node]\nhttp_port = 80\n")
+    bad.write_text("[node]\nhttp_prot = 81\n")
+    with pytest.raises(
+        settings.SettingsError, match=f"config file {bad}: unknown key node.http_prot"
+    ):
+        settings.load([good, bad], environ={})
 
 
 @pytest.mark.parametrize(
@@ -42,7 +68,7 @@ def test_bad_config_files_name_the_problem(tmp_path: Path, text: str, message: s
     with pytest.raises(
         settings.SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")
     ):
-        settings.load(conf, environ={})
+        settings.load([conf], environ={})
 
 
 def test_bad_environment_value_names_the_variable() -> None:

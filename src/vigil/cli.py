@@ -17,7 +17,7 @@ import uvloop
 
 from vigil import __version__, settings
 from vigil.alert import client as alert_client
-from vigil.roles import RoleError
+from vigil.roles import ROLES, RoleError
 from vigil.store.retention import RetentionError
 
 
@@ -26,12 +26,18 @@ def _serve_parser(sub: Any) -> None:
         "serve",
         help="run a Vigil node (all roles by default) on the embedded engine",
         description="Run a Vigil node. Every option is also a VIGIL_* environment variable"
-        " and a key of the TOML config file; later wins: file < environment < flags.",
+        " and a key of the TOML config files; later wins: files (in the order given) <"
+        " environment < flags.",
     )
-    p.add_argument("--config", type=Path, help="TOML config file (see docs/config.md)")
+    p.add_argument(
+        "--config", type=Path, action="append", default=[], metavar="FILE",
+        help="TOML config file (repeatable, later files win: --config prod.toml --config"
+        " node7.toml; see docs/config.md)",
+    )  # fmt: skip
     p.add_argument(
         "--role", action="append", dest="roles_list", metavar="ROLE",
-        help="role to run (repeatable): all, store, ingest, query; default all",
+        help=f"role to run (repeatable, or comma-separated): {', '.join(ROLES)}; default all"
+        " (docs/cluster.md)",
     )  # fmt: skip
     for option in settings.options():
         if option.name == "roles":

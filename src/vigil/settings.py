@@ -3,7 +3,8 @@
 Each field carries its default and help text; the same table drives the TOML
 config file (section = stage), the ``VIGIL_*`` environment variables, the
 ``vigil serve`` flags and ``docs/config.md``. Layers, later wins: defaults <
-config file < environment < command line, so a laptop and production differ
+config files (an environment's, then a node's: ``--config prod.toml --config
+node7.toml``) < environment < command line, so a laptop and production differ
 in values only.
 """
 
@@ -13,7 +14,7 @@ import dataclasses
 import os
 import socket
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -35,7 +36,11 @@ class NodeSettings:
     node_name: str = setting(
         "", "Name of this node in self-metrics (vigil.<node>.*); default: host name."
     )
-    roles: str = setting("all", "Comma-separated roles to run: all, ingest, store, alert, query.")
+    roles: str = setting(
+        "all",
+        "Comma-separated roles to run: all, ingest, store, cube, alert, query, web"
+        " (docs/cluster.md).",
+    )
     selfmetrics_interval: float = setting(
         10.0, "Seconds between self-metric points written to storage."
     )
@@ -255,31 +260,23 @@ def convert(option: Option, raw: Any, source: str) -> Any:
 
 
 def load(
-    config_file: Path | None = None,
+    config_files: Sequence[Path] = (),
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Settings from defaults, a TOML config file, ``VIGIL_*`` variables and overrides.
+    """Settings from defaults, TOML config files, ``VIGIL_*`` variables and overrides.
 
-    ``overrides`` maps option names to values (the command line's flags);
-    ``None`` values are ignored so that unset flags do not mask lower layers.
+    Later layers win, and among ``config_files`` later files: an environment's
+    file first, then the node's own (``prod.toml``, ``node7.toml``) names only
+    what differs on that node. ``overrides`` maps option names to values (the
+    command line's flags); ``None`` values are ignored so that unset flags do
+    not mask lower layers.
     """
     environ = os.environ if environ is None else environ
     values: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Settings)}
     by_name = {o.name: o for o in options()}
-    if config_file is not None:
-        try:
-            parsed = tomllib.loads(config_file.read_text())
-        except (OSError, tomllib.TOMLDecodeError) as e:
-            raise SettingsError(f"config file {config_file}: {e}") from None
-        for section, table in parsed.items():
-            if section not in values or not isinstance(table, dict):
-                raise SettingsError(f"config file {config_file}: unknown section [{section}]")
-            for key, raw in table.items():
-                option = by_name.get(key)
-                if option is None or option.section != section:
-                    raise SettingsError(f"config file {config_file}: unknown key {section}.{key}")
-                values[section][key] = convert(option, raw, f"config file {config_file}")
+    for config_file in config_files:
+        _read_config(config_file, by_name, values)
     for option in by_name.values():
         if option.env in environ:
             values[option.section][option.name] = convert(
@@ -292,15 +289,35 @@ def load(
     return Settings(**{name: cls(**values[name]) for name, cls in _sections().items()})
 
 
+def _read_config(
+    config_file: Path, by_name: Mapping[str, Option], values: dict[str, dict[str, Any]]
+) -> None:
+    """Put the settings of one TOML file into ``values``, over what earlier layers put there."""
+    try:
+        parsed = tomllib.loads(config_file.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise SettingsError(f"config file {config_file}: {e}") from None
+    for section, table in parsed.items():
+        if section not in values or not isinstance(table, dict):
+            raise SettingsError(f"config file {config_file}: unknown section [{section}]")
+        for key, raw in table.items():
+            option = by_name.get(key)
+            if option is None or option.section != section:
+                raise SettingsError(f"config file {config_file}: unknown key {section}.{key}")
+            values[section][key] = convert(option, raw, f"config file {config_file}")
+
+
 def reference_doc() -> str:
     """The settings reference in Markdown, as ``docs/config.md`` holds it."""
     lines = [
         "# Configuration reference",
         "",
         "Generated from `src/vigil/settings.py` (`vigil config-docs`); a test fails when",
-        "this file falls behind. Each setting can be given, later wins: in the TOML",
-        "config file (`vigil serve --config FILE`, under its `[section]`), as a `VIGIL_*`",
-        "environment variable, or as a `vigil serve` flag.",
+        "this file falls behind. Each setting can be given, later wins: in TOML config",
+        "files under its `[section]` (`vigil serve --config prod.toml --config node7.toml`:",
+        "later files win, so a node's file names only what differs there), as a `VIGIL_*`",
+        "environment variable, or as a `vigil serve` flag. docs/cluster.md shows the layers",
+        "of a production layout.",
         "",
     ]
     section = ""
