@@ -226,3 +226,64 @@ async def test_the_self_metrics_show_depth_bytes_drops_and_redeliveries(link: Je
     dropped = '{destination="tail",reason="stream full, newest dropped"}'
     assert f"vigil_bus_dropped_rows_total{dropped}" in text
     assert f"vigil_bus_dropped_batches_total{dropped}" in text
+
+
+async def test_a_publisher_keeps_batches_for_a_shared_consumer_that_starts_later(
+    nats_server: NatsServer,
+) -> None:
+    ingest = await JetStream.connect(nats_server.url, node="ingest1")
+    store_node = await JetStream.connect(nats_server.url, node="store1")
+    try:
+        publisher = await ingest.destination(
+            "store", 1 << 20, Overflow.SPILL, 1 << 20, consume=False
+        )
+        await publisher.put(batch(0), durable=True)
+        with pytest.raises(RuntimeError, match="only publishes"):
+            await publisher.get(0.1)
+        reader = await store_node.destination("store", 1 << 20, Overflow.SPILL, 1 << 20)
+        assert numbers(await drain(reader)) == list(range(100))
+    finally:
+        await ingest.close()
+        await store_node.close()
+
+
+async def test_consumers_of_their_own_each_read_every_new_batch_and_go_with_their_process(
+    nats_server: NatsServer,
+) -> None:
+    links = [await JetStream.connect(nats_server.url, node=n) for n in ("in", "q1", "q2")]
+    try:
+        publisher = await links[0].destination(
+            "tail", 1 << 20, Overflow.DROP_HEAD, consume=False, shared=False
+        )
+        await publisher.put(batch(0))  # nobody tails yet: gone at once
+        readers = [
+            await link.destination("tail", 1 << 20, Overflow.DROP_HEAD, shared=False)
+            for link in links[1:]
+        ]
+        await publisher.put(batch(100))
+        for reader in readers:
+            assert numbers(await drain(reader)) == list(range(100, 200))
+        await links[1].close()  # a stopping query process deletes its consumer
+        names = [c.name for c in await links[0].js.consumers_info(readers[1].stream)]
+        assert names == [readers[1].consumer] and names[0].startswith("tail-q2-")
+    finally:
+        for link in links[::2]:
+            await link.close()
+
+
+async def test_the_server_removes_the_consumer_of_a_process_that_died(
+    nats_server: NatsServer,
+) -> None:
+    dying = await JetStream.connect(nats_server.url, node="q1", ack_wait=1.0)
+    reader = await dying.destination("tail", 1 << 20, Overflow.DROP_HEAD, shared=False)
+    await dying.nc.close()  # no goodbye: the consumer stays until inactive for ack_wait
+    survivor = await JetStream.connect(nats_server.url, node="in")
+    try:
+        for _ in range(50):
+            if not await survivor.js.consumers_info(reader.stream):
+                break
+            await asyncio.sleep(0.1)
+        assert await survivor.js.consumers_info(reader.stream) == []
+    finally:
+        await reader.close()  # the connection is gone: only stops its refresh task
+        await survivor.close()

@@ -9,6 +9,16 @@ Layout, for destination ``store`` and the default prefix ``vigil``::
     stream   vigil-store        subjects vigil.store.points, .logs, .sketches, .other
     consumer store (durable, pull, explicit acks)
 
+Processes that only publish to a destination (an ingest node) create its
+stream and, for a shared destination, its durable consumer too: retention is
+by interest, so a batch published while no consumer exists would be dropped
+at once, and the store node may start after the ingest nodes. A destination
+that every consuming process reads in full (the live tail) has a consumer of
+its own per process instead: ``<name>-<node>-<random>``, new batches only,
+deleted when the process stops and by the server ``ack_wait`` seconds after
+the process died; publishers make none, so with nobody tailing a batch is
+dropped at once, as a live tail wants.
+
 One stream per destination, with a subject per record kind, because
 JetStream keeps limits and the discard policy per stream: a destination's
 policy must not apply to the others (the fault domains of the in-process
@@ -60,6 +70,8 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
+    ConsumerInfo,
+    DeliverPolicy,
     DiscardPolicy,
     RetentionPolicy,
     StorageType,
@@ -121,7 +133,11 @@ class _Delivered(Delivery):
 
 
 class JetStreamDestination:
-    """One destination's queue as a JetStream stream and its durable pull consumer."""
+    """One destination's queue as a JetStream stream and its pull consumer.
+
+    ``sub`` is None in a process that only publishes; ``consumer`` names the
+    consumer whose depth the metrics show (None: none to show).
+    """
 
     def __init__(
         self,
@@ -129,8 +145,10 @@ class JetStreamDestination:
         name: str,
         overflow: Overflow,
         capacity_bytes: int,
-        sub: JetStreamContext.PullSubscription,
+        sub: JetStreamContext.PullSubscription | None,
+        consumer: str | None,
         delivered_seq: int,
+        own_consumer: bool = False,
     ) -> None:
         self.name = name
         self.overflow = overflow
@@ -144,8 +162,10 @@ class JetStreamDestination:
         self.dropped_rows: collections.Counter[str] = collections.Counter()
         self.replay_total = 0  # redeliveries got
         self.replay_done = 0
+        self.consumer = consumer
         self._link = link
         self._sub = sub
+        self._own_consumer = own_consumer
         self._subject = f"{link.prefix}.{name}"
         self._last_seq = delivered_seq  # highest stream sequence delivered: a jump is a drop
         self._pending = 0  # in the stream, not yet fetched (as of the last fetch or refresh)
@@ -180,7 +200,9 @@ class JetStreamDestination:
         for i, (rows, data) in enumerate(await self._link.encoded(batch)):
             await self._publish(subject, data, f"{batch_id}-{i}", rows, durable)
 
-    async def _publish(self, subject: str, data: bytes, msg_id: str, rows: int, durable: bool) -> None:
+    async def _publish(
+        self, subject: str, data: bytes, msg_id: str, rows: int, durable: bool
+    ) -> None:
         headers = {"Nats-Msg-Id": msg_id}
         deadline = time.monotonic() + self._link.retry_seconds
         delay = 0.05
@@ -222,6 +244,8 @@ class JetStreamDestination:
 
     async def get(self, timeout: float | None = None) -> Delivery | None:
         """The next batch of the stream, waiting up to ``timeout`` seconds (None: forever)."""
+        if self._sub is None:
+            raise RuntimeError(f"destination {self.name}: this process only publishes to it")
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._fetched:
             wait = 5.0 if deadline is None else min(5.0, deadline - time.monotonic())
@@ -244,13 +268,16 @@ class JetStreamDestination:
         return _Delivered(batch, replay=replay, msg=msg)
 
     async def _fetch(self, wait: float) -> None:
+        assert self._sub is not None
         try:
             msgs = await self._sub.fetch(_FETCH_BATCH, timeout=max(wait, 0.01))
         except TimeoutError:  # nats-py raises its own and asyncio's
             _recancel()
             self._pending = 0
         except nats.errors.ConnectionClosedError:
-            raise JetStreamError(f"destination {self.name}: the NATS connection is closed") from None
+            raise JetStreamError(
+                f"destination {self.name}: the NATS connection is closed"
+            ) from None
         except nats.errors.Error as e:  # reconnecting: the client retries on its own
             log.debug("destination %s: fetch failed: %r", self.name, e)
             await asyncio.sleep(min(wait, 0.5))
@@ -286,16 +313,21 @@ class JetStreamDestination:
                 for msg in [*self._fetched, *self._outstanding.values()]:
                     await msg.in_progress()
                 info = await self._link.js.stream_info(self.stream)
-                consumer = await self._link.js.consumer_info(self.stream, self.name)
+                if self.consumer is not None:
+                    consumer = await self._link.js.consumer_info(self.stream, self.consumer)
+                    self._pending = consumer.num_pending or 0
             except (TimeoutError, nats.errors.Error) as e:
                 log.debug("destination %s: refresh failed: %r", self.name, e)
                 continue
             self.stream_bytes = info.state.bytes
             self.memory_bytes = 0 if self.overflow is Overflow.SPILL else info.state.bytes
-            self._pending = consumer.num_pending or 0
 
     async def close(self) -> None:
-        """Stop refreshing; what was fetched and not done goes back to the stream now."""
+        """Stop refreshing; what was fetched and not done goes back to the stream now.
+
+        A consumer of this process's own is deleted, so that the stream no
+        longer keeps batches for it.
+        """
         self._ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._ticker
@@ -304,8 +336,12 @@ class JetStreamDestination:
                 await msg.nak()
         self._outstanding.clear()
         self._fetched.clear()
-        with contextlib.suppress(nats.errors.Error):
-            await self._sub.unsubscribe()
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+        if self._own_consumer and self.consumer is not None:
+            with contextlib.suppress(TimeoutError, nats.errors.Error):
+                await self._link.js.delete_consumer(self.stream, self.consumer)
 
     def status(self) -> dict[str, object]:
         """Depth, bytes, drops and redeliveries, as ``vigil status`` shows them."""
@@ -322,6 +358,7 @@ class JetStream:
     def __init__(
         self,
         nc: Client,
+        node: str = "vigil",
         prefix: str = "vigil",
         replicas: int = 1,
         ack_wait: float = 30.0,
@@ -329,6 +366,7 @@ class JetStream:
         timeout: float = 5.0,
     ) -> None:
         self.nc = nc
+        self.node = node
         self.js = nc.jetstream(timeout=timeout)
         self.prefix = prefix
         self.replicas = replicas
@@ -341,13 +379,17 @@ class JetStream:
     async def connect(
         cls,
         servers: str,
+        node: str = "vigil",
         prefix: str = "vigil",
         replicas: int = 1,
         ack_wait: float = 30.0,
         retry_seconds: float = 30.0,
         timeout: float = 5.0,
     ) -> JetStream:
-        """Connect to ``servers`` (comma-separated NATS URLs); reconnects on its own after that."""
+        """Connect to ``servers`` (comma-separated NATS URLs); reconnects on its own after that.
+
+        ``node`` names this process in the names of the consumers of its own.
+        """
 
         async def report(e: Exception) -> None:
             log.warning("NATS: %r", e)
@@ -355,7 +397,7 @@ class JetStream:
         try:
             nc = await nats.connect(
                 [s.strip() for s in servers.split(",")],
-                name="vigil",
+                name=f"vigil {node}",
                 max_reconnect_attempts=_CONNECT_ATTEMPTS,
                 reconnect_time_wait=0.25,
                 connect_timeout=5,
@@ -365,7 +407,7 @@ class JetStream:
             raise JetStreamError(f"cannot connect to NATS at {servers}: {e!r}") from None
         # Once connected, never give up: a restarting server or cluster is waited for.
         nc.options["max_reconnect_attempts"] = -1
-        return cls(nc, prefix, replicas, ack_wait, retry_seconds, timeout)
+        return cls(nc, node, prefix, replicas, ack_wait, retry_seconds, timeout)
 
     async def encoded(self, batch: pa.Table) -> list[tuple[int, bytes]]:
         """The messages of ``batch``, encoded once for all the destinations it is put to.
@@ -385,9 +427,22 @@ class JetStream:
         return f"{self.prefix}-{destination}"
 
     async def destination(
-        self, name: str, capacity_bytes: int, overflow: Overflow, spool_bytes: int = 0
+        self,
+        name: str,
+        capacity_bytes: int,
+        overflow: Overflow,
+        spool_bytes: int = 0,
+        *,
+        consume: bool = True,
+        shared: bool = True,
     ) -> JetStreamDestination:
-        """The destination ``name``: its stream and consumer are created or updated to the policy."""
+        """The destination ``name``: its stream (and consumer) are created or updated to the policy.
+
+        ``consume``: this process reads it, else it only publishes to it.
+        ``shared``: one durable consumer ``name`` shared by every reading
+        process, which split the batches between them; else each reading
+        process reads every batch through a consumer of its own.
+        """
         spill = overflow is Overflow.SPILL
         stream_name = self.stream_name(name)
         stream = StreamConfig(
@@ -401,29 +456,45 @@ class JetStream:
             duplicate_window=DUPLICATE_WINDOW,
         )
         consumer = ConsumerConfig(
-            durable_name=name,
-            ack_policy=AckPolicy.EXPLICIT,
-            ack_wait=self.ack_wait,
-            max_deliver=-1,
+            ack_policy=AckPolicy.EXPLICIT, ack_wait=self.ack_wait, max_deliver=-1
         )
+        if shared:
+            consumer.durable_name = consumer.name = name
+        else:  # this process's own: gone with it, and no backlog from before it started
+            consumer.name = f"{name}-{self.node}-{uuid.uuid4().hex[:8]}"
+            consumer.deliver_policy = DeliverPolicy.NEW
+            consumer.inactive_threshold = self.ack_wait
+        sub = None
+        delivered_seq = 0
         try:
             try:
                 await self.js.add_stream(stream)
             except nats.js.errors.BadRequestError:  # exists with another configuration
                 await self.js.update_stream(stream)
-            sub = await self.js.pull_subscribe(
-                "", durable=name, stream=stream_name, config=consumer
-            )
-            info = await self.js.consumer_info(stream_name, name)
+            if shared or consume:
+                info = await self._consumer(stream_name, consumer)
+                delivered_seq = info.delivered.stream_seq if info.delivered else 0
+            if consume:
+                sub = await self.js.pull_subscribe_bind(consumer.name, stream_name)
         except nats.js.errors.APIError as e:
             raise JetStreamError(f"stream {stream_name}: {e.description}") from None
         except nats.errors.Error as e:  # a cluster still electing its leaders, say
             raise JetStreamError(f"stream {stream_name}: NATS did not answer ({e!r})") from None
         d = JetStreamDestination(
-            self, name, overflow, capacity_bytes, sub, info.delivered.stream_seq
-        )
+            self, name, overflow, capacity_bytes, sub,
+            consumer.name if shared or consume else None, delivered_seq, own_consumer=not shared,
+        )  # fmt: skip
         self.destinations.append(d)
         return d
+
+    async def _consumer(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
+        """The consumer ``config.name`` of ``stream``, created if it does not exist yet."""
+        assert config.name is not None
+        try:
+            info: ConsumerInfo = await self.js.consumer_info(stream, config.name)
+        except nats.js.errors.NotFoundError:
+            info = await self.js.add_consumer(stream, config)
+        return info
 
     async def close(self) -> None:
         """Close every destination, then the connection."""
