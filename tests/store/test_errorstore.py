@@ -10,7 +10,7 @@ import pytest
 from vigil.cube.fingerprint import errors_of
 from vigil.model import logs_from_rows
 from vigil.store.chdb_engine import open_embedded
-from vigil.store.errorstore import CREATE_STATEMENTS, ErrorStore
+from vigil.store.errorstore import ErrorStore, create_statements
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
 
@@ -39,7 +39,7 @@ def go_panic(goroutine: int) -> str:
 
 def make_store(path: Any) -> tuple[SqlStore, ErrorStore]:
     s = open_embedded(path, StoragePolicy.from_files("", ""))
-    for stmt in CREATE_STATEMENTS:
+    for stmt in create_statements():
         s._conn().execute(stmt)
     errors = ErrorStore(
         s._query, lambda t, rows: s._insert(t.removeprefix("vigil."), rows, "errors")

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from vigil.cube.fingerprint import errors_of
 from vigil.model import logs_from_rows
 from vigil.store.chdb_engine import open_embedded
-from vigil.store.errorstore import CREATE_STATEMENTS, ErrorStore
+from vigil.store.errorstore import ErrorStore, create_statements
 from vigil.store.retention import StoragePolicy
 from vigil.web.errors_api import error_routes
 
@@ -31,7 +31,7 @@ def npe(host: str, thread: int) -> str:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     s = open_embedded(tmp_path_factory.mktemp("errors_api"), StoragePolicy.from_files("", ""))
-    for stmt in CREATE_STATEMENTS:
+    for stmt in create_statements():
         s._conn().execute(stmt)
     errors = ErrorStore(
         s._query, lambda t, rows: s._insert(t.removeprefix("vigil."), rows, "errors")

@@ -22,6 +22,7 @@ from vigil.query.cubequery import QUANTILES, STEPS
 from vigil.query.series import Series
 from vigil.query.source import MetricNode
 from vigil.store.cubestore import COUNTERS, measure_values, merged_quantiles, table
+from vigil.store.dialect import EMBEDDED, Dialect
 from vigil.store.pathglob import glob_body
 
 ROOT = "cube"
@@ -32,9 +33,9 @@ DEPTH = 1 + len(PATH_DIMS) + 1
 FIND_SECONDS = 30 * 86400
 
 
-def _safe(column: str) -> str:
+def _safe(column: str, d: Dialect) -> str:
     """``column`` as a path component, as ``telemetry.path_part`` makes one."""
-    cleaned = f"trimBoth(replaceRegexpAll({column}, '[^A-Za-z0-9_-]+', '_'), '_')"
+    cleaned = d.trim_underscores(f"replaceRegexpAll({column}, '[^A-Za-z0-9_-]+', '_')")
     return f"if({cleaned} = '', '_', {cleaned})"
 
 
@@ -51,7 +52,9 @@ def fetch_sql_dims(patterns: Sequence[str]) -> list[list[str]]:
     return [p.split(".")[1:-1] for p in patterns if p.count(".") + 1 == DEPTH]
 
 
-def find(query: Callable[[str], pa.Table], pattern: str, now: int) -> list[MetricNode]:
+def find(
+    query: Callable[[str], pa.Table], pattern: str, now: int, d: Dialect = EMBEDDED
+) -> list[MetricNode]:
     """Nodes of the cube's subtree matching ``pattern`` one level deep."""
     parts = pattern.split(".")
     if not _matches(parts[0], ROOT):
@@ -63,7 +66,7 @@ def find(query: Callable[[str], pa.Table], pattern: str, now: int) -> list[Metri
     if depth == DEPTH:
         return [
             MetricNode(f"{parent.path}.{m}", True)
-            for parent in find(query, ".".join(parts[:-1]), now)
+            for parent in find(query, ".".join(parts[:-1]), now, d)
             for m in MEASURES
             if _matches(parts[-1], m)
         ]
@@ -71,9 +74,9 @@ def find(query: Callable[[str], pa.Table], pattern: str, now: int) -> list[Metri
         return []
     dims = PATH_DIMS[: depth - 1]
     conds = [f"ts >= toDateTime({now - FIND_SECONDS})"]
-    conds += [f"match({_safe(d)}, {_regex(g)})" for d, g in zip(dims, parts[1:])]
+    conds += [f"match({_safe(dim, d)}, {_regex(g)})" for dim, g in zip(dims, parts[1:])]
     sql = (
-        f"SELECT DISTINCT {', '.join(f'{_safe(d)} AS {d}' for d in dims)}"
+        f"SELECT DISTINCT {', '.join(f'{_safe(dim, d)} AS {dim}' for dim in dims)}"
         f" FROM {table(STEPS[-1])} WHERE {' AND '.join(conds)} ORDER BY {', '.join(dims)}"
     )
     result = query(sql)
@@ -82,7 +85,12 @@ def find(query: Callable[[str], pa.Table], pattern: str, now: int) -> list[Metri
 
 
 def fetch(
-    query: Callable[[str], pa.Table], patterns: Sequence[str], start: int, end: int, now: int
+    query: Callable[[str], pa.Table],
+    patterns: Sequence[str],
+    start: int,
+    end: int,
+    now: int,
+    d: Dialect = EMBEDDED,
 ) -> list[Series]:
     """Series of the cube paths matching ``patterns`` over ``[start, end)``.
 
@@ -102,10 +110,10 @@ def fetch(
         if not measures:
             continue
         conds = [f"ts >= toDateTime({first})", f"ts < toDateTime({end})"]
-        conds += [f"match({_safe(d)}, {_regex(g)})" for d, g in zip(PATH_DIMS, parts[1:-1])]
-        keys = ", ".join(f"{_safe(d)} AS {d}" for d in PATH_DIMS)
+        conds += [f"match({_safe(dim, d)}, {_regex(g)})" for dim, g in zip(PATH_DIMS, parts[1:-1])]
+        keys = ", ".join(f"{_safe(dim, d)} AS {dim}" for dim in PATH_DIMS)
         levels = [QUANTILES[m] for m in measures if m in QUANTILES]
-        sketch = ", sumMap(bins) AS merged" if levels else ""
+        sketch = f", {d.sum_map('bins')} AS merged" if levels else ""
         sql = (
             f"SELECT {keys}, toUInt32(ts) AS bucket, sum(cnt) AS cnt, sum(errors) AS errors,"
             " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"

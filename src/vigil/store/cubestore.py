@@ -42,12 +42,12 @@ from vigil.query.cubequery import (
     CubeResult,
 )
 from vigil.sketch import grouped_quantiles
-from vigil.store.schema import MERGE_TREE_SETTINGS, in_conditions
+from vigil.store.dialect import EMBEDDED, Dialect
+from vigil.store.schema import in_conditions
 
 log = logging.getLogger(__name__)
 
 DB = "vigil"
-_LOW = "LowCardinality(String)"
 _DIMS = "app, name, dc, cluster, host, type, status"
 # The summed columns of a cube row, as query results name them too.
 COUNTERS = ("cnt", "errors", "txn", "dur_sum", "dur_min", "dur_max")
@@ -63,32 +63,40 @@ MAX_SKETCH_ROWS = 10_000_000
 _KEY_BITS = 18
 
 
-def table(step: int) -> str:
+def table(step: int, db: str = DB) -> str:
     """The cube table of one step."""
-    return f"{DB}.cube_{step}"
+    return f"{db}.cube_{step}"
 
 
-def _create(name: str, step: int) -> str:
+def _create(name: str, step: int, d: Dialect = EMBEDDED) -> str:
     partition = "toYYYYMMDD(ts)" if step < 3600 else "toYYYYMM(ts)"
+    low = d.short_string
+
+    def merged(function: str, arg: str) -> str:
+        # Without SimpleAggregateFunction the rows of each insert stay as they are
+        # (plain MergeTree): every read sums its rows anyway.
+        return f"SimpleAggregateFunction({function}, {arg})" if d.simple_aggregates else arg
+
+    engine = "AggregatingMergeTree" if d.simple_aggregates else "MergeTree"
     return (
-        f"CREATE TABLE IF NOT EXISTS {name} (ts DateTime CODEC(DoubleDelta, ZSTD),"
-        f" dc {_LOW}, cluster {_LOW}, host {_LOW}, app {_LOW}, type {_LOW}, name {_LOW},"
-        " status Int32, cnt SimpleAggregateFunction(sum, UInt64),"
-        " errors SimpleAggregateFunction(sum, UInt64),"
-        " txn SimpleAggregateFunction(sum, UInt64),"
-        " dur_sum SimpleAggregateFunction(sum, Float64),"
-        " dur_min SimpleAggregateFunction(min, Float64),"
-        " dur_max SimpleAggregateFunction(max, Float64),"
-        f" bins SimpleAggregateFunction(sumMap, {_BINS_TYPE}))"
-        f" ENGINE = AggregatingMergeTree PARTITION BY {partition}"
-        f" ORDER BY (ts, {_DIMS}) {MERGE_TREE_SETTINGS}"
+        f"CREATE TABLE IF NOT EXISTS {name} (ts DateTime{d.codec('DoubleDelta, ZSTD')},"
+        f" dc {low}, cluster {low}, host {low}, app {low}, type {low}, name {low},"
+        f" status Int32, cnt {merged('sum', 'UInt64')},"
+        f" errors {merged('sum', 'UInt64')},"
+        f" txn {merged('sum', 'UInt64')},"
+        f" dur_sum {merged('sum', 'Float64')},"
+        f" dur_min {merged('min', 'Float64')},"
+        f" dur_max {merged('max', 'Float64')},"
+        f" bins {merged('sumMap', _BINS_TYPE)})"
+        f" ENGINE = {engine} PARTITION BY {partition}"
+        f" ORDER BY (ts, {_DIMS}) {d.merge_tree_settings}"
     )
 
 
-def create_statements() -> list[str]:
+def create_statements(d: Dialect = EMBEDDED, db: str = DB) -> list[str]:
     """Idempotent DDL: one table per step; the views that fed older versions are dropped."""
-    return [_create(table(step), step) for step in STEPS] + [
-        f"DROP VIEW IF EXISTS {table(step)}_mv" for step in STEPS
+    return [_create(table(step, db), step, d) for step in STEPS] + [
+        f"DROP VIEW IF EXISTS {table(step, db)}_mv" for step in STEPS
     ]
 
 
@@ -109,8 +117,10 @@ class CubeStore:
         execute: Callable[[str], None],
         insert: Callable[[str, pa.Table], None],
         enabled: bool = True,
+        dialect: Dialect = EMBEDDED,
     ) -> None:
         self._query = query
+        self._d = dialect
         self._execute = execute
         self._insert = insert
         self.enabled = enabled
@@ -141,7 +151,7 @@ class CubeStore:
             bucket = f"toDateTime(intDiv(toUInt32(ts), {STEPS[-1]}) * {STEPS[-1]})"
             self._execute(
                 f"INSERT INTO {day} ({_COLUMNS}) SELECT {bucket} AS day, {_DIMS}, {_SUMS},"
-                f" sumMap(bins) FROM {hour} GROUP BY day, {_DIMS}"
+                f" {self._d.sum_map('bins')} FROM {hour} GROUP BY day, {_DIMS}"
             )
 
     def _count(self, name: str) -> int:
@@ -151,13 +161,13 @@ class CubeStore:
         old, new = table(step), f"{table(step)}_rebuild"
         log.warning("cube: rebuilding %s with plain sketch bins (%d rows)", old, self._count(old))
         self._execute(f"DROP TABLE IF EXISTS {new} SYNC")
-        self._execute(_create(new, step))
+        self._execute(_create(new, step, self._d))
         self._execute(
             f"INSERT INTO {new} ({_COLUMNS}) SELECT ts, {_DIMS}, {', '.join(COUNTERS)},"
             f" finalizeAggregation(bins) FROM {old}"
         )
         self._execute(f"RENAME TABLE {old} TO {old}_old, {new} TO {old}")
-        self._execute(f"DROP TABLE {old}_old SYNC")
+        self._execute(self._d.drop_table(f"{old}_old"))
 
     def write(self, entries: pa.Table) -> None:
         """Add the transactions and events of stored ``LOGS_SCHEMA`` entries to the cube."""
@@ -174,7 +184,8 @@ class CubeStore:
         # A partial cube has one row per sort key already: merging each insert
         # as if by a merge (the engine's default) tripled the insert's cost.
         # Set on this thread's own connection, which only writes the cube.
-        self._execute("SET optimize_on_insert = 0")
+        if self._d.optimize_on_insert:
+            self._execute("SET optimize_on_insert = 0")
         while (entries := self._pending.get()) is not None:
             try:
                 for step, rows in partial_cubes(entries, STEPS).items():

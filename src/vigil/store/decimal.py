@@ -19,12 +19,17 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from vigil.store.dialect import EMBEDDED, Dialect
+
 RAW_EXPONENT = -128
 MAX_EXPONENT = 15
 _EXACT = 2.0**53
 
-# How the engine reads a value back from its two columns.
-VALUE_SQL = f"if(e = {RAW_EXPONENT}, reinterpretAsFloat64(v), v / exp10(e))"
+
+
+def value_sql(d: Dialect = EMBEDDED) -> str:
+    """How the engine reads a value back from its two columns."""
+    return f"if(e = {RAW_EXPONENT}, {d.float_bits('v')}, v / exp10(e))"
 
 
 def split(values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8]]:
@@ -50,7 +55,7 @@ def split(values: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int64], npt.N
 def join(
     mantissa: npt.NDArray[np.int64], exponent: npt.NDArray[np.int8]
 ) -> npt.NDArray[np.float64]:
-    """The values back from ``split`` (what ``VALUE_SQL`` computes in the engine)."""
+    """The values back from ``split`` (what ``value_sql`` computes in the engine)."""
     raw = exponent == RAW_EXPONENT
     scaled = mantissa / np.power(10.0, np.where(raw, 0, exponent))
     return np.where(raw, mantissa.view(np.float64), scaled)

@@ -34,33 +34,42 @@ from typing import Any
 
 import pyarrow as pa
 
-from vigil.model import LOGS_SCHEMA, entries_of
-from vigil.store.schema import MERGE_TREE_SETTINGS, sql_string
+from vigil.model import entries_of
+from vigil.store.dialect import EMBEDDED, Dialect
+from vigil.store.logstore import columns as log_columns
+from vigil.store.schema import sql_string
 
 DB = "vigil"
 OCCURRENCES = f"{DB}.error_occurrences"
 FINGERPRINTS = f"{DB}.error_fingerprints"
 MERGES = f"{DB}.error_merges"
-_LOW = "LowCardinality(String)"
-CREATE_STATEMENTS: list[str] = [
-    f"CREATE DATABASE IF NOT EXISTS {DB}",
-    f"CREATE TABLE IF NOT EXISTS {OCCURRENCES} ("
-    "ts DateTime64(3) CODEC(DoubleDelta, ZSTD), uid UInt64 CODEC(ZSTD),"
-    " fingerprint UInt64, title String CODEC(ZSTD(3)),"
-    f" host {_LOW}, app {_LOW}, dc {_LOW}, cluster {_LOW})"
-    " ENGINE = MergeTree PARTITION BY toDate(ts) ORDER BY (fingerprint, ts)"
-    f" {MERGE_TREE_SETTINGS}",
-    f"CREATE TABLE IF NOT EXISTS {FINGERPRINTS} (fingerprint UInt64,"
-    " first_seen SimpleAggregateFunction(min, DateTime64(3)),"
-    " last_seen SimpleAggregateFunction(max, DateTime64(3)),"
-    " latest AggregateFunction(argMax, Tuple(UInt64, String), DateTime64(3)))"
-    f" ENGINE = AggregatingMergeTree ORDER BY fingerprint {MERGE_TREE_SETTINGS}",
-    f"CREATE MATERIALIZED VIEW IF NOT EXISTS {FINGERPRINTS}_mv TO {FINGERPRINTS} AS"
-    " SELECT fingerprint, min(ts) AS first_seen, max(ts) AS last_seen,"
-    f" argMaxState((uid, title), ts) AS latest FROM {OCCURRENCES} GROUP BY fingerprint",
-    f"CREATE TABLE IF NOT EXISTS {MERGES} (fingerprint UInt64, grp UInt64, version UInt64)"
-    f" ENGINE = ReplacingMergeTree(version) ORDER BY fingerprint {MERGE_TREE_SETTINGS}",
-]
+
+
+def create_statements(d: Dialect = EMBEDDED, db: str = DB) -> list[str]:
+    """Idempotent DDL of the error tables and the view that keeps the fingerprints."""
+    low, ms, settings = d.short_string, d.ms_type, d.merge_tree_settings
+    occurrences, fingerprints = f"{db}.error_occurrences", f"{db}.error_fingerprints"
+    return [
+        f"CREATE DATABASE IF NOT EXISTS {db}",
+        f"CREATE TABLE IF NOT EXISTS {occurrences} ("
+        f"ts {ms}{d.codec('DoubleDelta, ZSTD')}, uid UInt64{d.codec('ZSTD')},"
+        f" fingerprint UInt64, title String{d.codec('ZSTD(3)')},"
+        f" host {low}, app {low}, dc {low}, cluster {low})"
+        f" ENGINE = MergeTree PARTITION BY {d.ms_date('ts')} ORDER BY (fingerprint, ts)"
+        f" {settings}",
+        f"CREATE TABLE IF NOT EXISTS {fingerprints} (fingerprint UInt64,"
+        f" first_seen {d.aggregate_type('min', ms)},"
+        f" last_seen {d.aggregate_type('max', ms)},"
+        f" latest AggregateFunction(argMax, Tuple(UInt64, String), {ms}))"
+        f" ENGINE = AggregatingMergeTree ORDER BY fingerprint {settings}",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {fingerprints}_mv TO {fingerprints} AS"
+        f" SELECT fingerprint, {d.aggregate_state('min', 'ts')} AS first_seen,"
+        f" {d.aggregate_state('max', 'ts')} AS last_seen,"
+        f" argMaxState((uid, title), ts) AS latest FROM {occurrences} GROUP BY fingerprint",
+        f"CREATE TABLE IF NOT EXISTS {db}.error_merges (fingerprint UInt64, grp UInt64, version UInt64)"
+        f" ENGINE = ReplacingMergeTree(version) ORDER BY fingerprint {settings}",
+    ]
+
 
 # Filters a listing of groups takes.
 FILTER_FIELDS = ("app", "host", "dc", "cluster")
@@ -68,10 +77,6 @@ FILTER_FIELDS = ("app", "host", "dc", "cluster")
 MAX_NAMES = 50
 # Events around a group's first appearance: this many ms before and after.
 EVENT_WINDOW_MS = 3_600_000
-
-
-def _ms(ms: int) -> str:
-    return f"fromUnixTimestamp64Milli(toInt64({int(ms)}))"
 
 
 def _hex(fingerprint: int) -> str:
@@ -100,8 +105,10 @@ class ErrorStore:
         self,
         query: Callable[[str], pa.Table],
         insert: Callable[[str, pa.Table], None],
+        dialect: Dialect = EMBEDDED,
     ) -> None:
         self._query = query
+        self._d = dialect
         self._insert = insert
         self._lock = threading.Lock()
         self._version = 0
@@ -201,9 +208,11 @@ class ErrorStore:
 
     def _summaries(self, fingerprints: Iterable[int]) -> dict[int, dict[str, Any]]:
         """First/last seen (ms, over all time) and the latest (uid, title) per fingerprint."""
+        d = self._d
+        first, last = d.aggregate_value("min", "first_seen"), d.aggregate_value("max", "last_seen")
         sql = (
-            "SELECT fingerprint, toInt64(toUnixTimestamp64Milli(min(first_seen))) AS first,"
-            " toInt64(toUnixTimestamp64Milli(max(last_seen))) AS last,"
+            f"SELECT fingerprint, toInt64({d.ms_of(first)}) AS first,"
+            f" toInt64({d.ms_of(last)}) AS last,"
             " tupleElement(argMaxMerge(latest), 1) AS uid,"
             " tupleElement(argMaxMerge(latest), 2) AS title"
             f" FROM {FINGERPRINTS} WHERE has({_uint64s(fingerprints)}, fingerprint)"
@@ -267,15 +276,14 @@ class ErrorStore:
         group["events"] = self._events(first_ms - EVENT_WINDOW_MS, first_ms + EVENT_WINDOW_MS)
         return group
 
-    @staticmethod
-    def _range(start_ms: int, end_ms: int, buckets: int, limit: int) -> list[str]:
+    def _range(self, start_ms: int, end_ms: int, buckets: int, limit: int) -> list[str]:
         if end_ms <= start_ms:
             raise ValueError("the end of the range must be after its start")
         if not 1 <= buckets <= 1000:
             raise ValueError("buckets must be between 1 and 1000")
         if not 1 <= limit <= 1000:
             raise ValueError("limit must be between 1 and 1000")
-        return [f"ts >= {_ms(start_ms)}", f"ts < {_ms(end_ms)}"]
+        return [f"ts >= {self._d.ms(start_ms)}", f"ts < {self._d.ms(end_ms)}"]
 
     def _grouped(
         self,
@@ -294,11 +302,12 @@ class ErrorStore:
         )
         sql = (
             "SELECT g, count() AS n, groupUniqArray(fingerprint) AS fps,"
-            f" groupUniqArray({MAX_NAMES})(host) AS hosts, groupUniqArray({MAX_NAMES})(app) AS apps,"
+            f" {self._d.uniq_names(MAX_NAMES, 'host')} AS hosts,"
+            f" {self._d.uniq_names(MAX_NAMES, 'app')} AS apps,"
             " tupleElement(sumMap([b], [toUInt64(1)]), 1) AS bk,"
             " tupleElement(sumMap([b], [toUInt64(1)]), 2) AS bn"
             f" FROM (SELECT {group_of} AS g, fingerprint, host, app,"
-            f" toUInt32(intDiv(toUnixTimestamp64Milli(ts) - {int(start_ms)}, {width})) AS b"
+            f" toUInt32(intDiv({self._d.ms_of('ts')} - {int(start_ms)}, {width})) AS b"
             f" FROM {OCCURRENCES} WHERE {' AND '.join(conds)})"
             f" GROUP BY g ORDER BY n DESC, g LIMIT {int(limit)}"
         )
@@ -348,18 +357,18 @@ class ErrorStore:
         }
 
     def _entry(self, ts_ms: int, uid: int) -> dict[str, Any] | None:
-        columns = ", ".join(f.name for f in LOGS_SCHEMA)
         sql = (
-            f"SELECT {columns} FROM {DB}.logs WHERE ts = {_ms(ts_ms)}"
+            f"SELECT {log_columns(self._d)} FROM {DB}.logs WHERE ts = {self._d.ms(ts_ms)}"
             f" AND uid = toUInt64({int(uid)}) LIMIT 1"
         )
         found = entries_of(self._query(sql))
         return found[0] if found else None
 
     def _events(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
+        d = self._d
         sql = (
-            "SELECT id, toFloat64(toUnixTimestamp64Milli(when)) / 1000 AS when, what, tags, data"
-            f" FROM {DB}.events WHERE when >= {_ms(start_ms)} AND when <= {_ms(end_ms)}"
+            f"SELECT id, toFloat64({d.ms_of('when')}) / 1000 AS when, what, tags, data"
+            f" FROM {DB}.events WHERE when >= {d.ms(start_ms)} AND when <= {d.ms(end_ms)}"
             " ORDER BY when, id LIMIT 100"
         )
         rows: list[dict[str, Any]] = self._query(sql).to_pylist()

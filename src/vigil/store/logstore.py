@@ -24,32 +24,48 @@ import pyarrow as pa
 
 from vigil.model import LOGS_SCHEMA, entries_of
 from vigil.query.logquery import LogPage, LogQuery, LogQueryError, encode_cursor
+from vigil.store.dialect import EMBEDDED, Dialect
 from vigil.store.interface import StorageError
-from vigil.store.schema import MERGE_TREE_SETTINGS, in_conditions, sql_string
+from vigil.store.schema import in_conditions, sql_string
 
 DB = "vigil"
 TABLE = f"{DB}.logs"
-_LOW = "LowCardinality(String)"
-CREATE = (
-    f"CREATE TABLE IF NOT EXISTS {TABLE} ("
-    "ts DateTime64(3) CODEC(DoubleDelta, ZSTD), uid UInt64 CODEC(Delta, ZSTD),"
-    f" kind {_LOW}, host {_LOW}, cluster {_LOW}, dc {_LOW}, app {_LOW}, type {_LOW},"
-    f" name {_LOW}, status Int32 CODEC(ZSTD), duration_ms Float64 CODEC(ZSTD),"
-    " id String CODEC(ZSTD), parent String CODEC(ZSTD), severity Int8, facility Int8,"
-    " message String CODEC(ZSTD(3)), data Map(String, String) CODEC(ZSTD(3)),"
-    " INDEX words lowerUTF8(message) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1)"
-    " ENGINE = MergeTree PARTITION BY toDate(ts)"
-    " ORDER BY (toStartOfHour(ts), host, app, type, name, status, ts)"
-    f" {MERGE_TREE_SETTINGS}"
-)
-_COLUMNS = ", ".join(f.name for f in LOGS_SCHEMA)
+
+
+def create_statement(d: Dialect = EMBEDDED, db: str = DB) -> str:
+    """Idempotent DDL of the log table."""
+    low = d.short_string
+    data = "Map(String, String)" if d.maps else "Nested(key String, value String)"
+    index = (
+        ", INDEX words lowerUTF8(message) TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 1"
+        if d.token_index
+        else ""
+    )
+    return (
+        f"CREATE TABLE IF NOT EXISTS {db}.logs ("
+        f"ts {d.ms_type}{d.codec('DoubleDelta, ZSTD')}, uid UInt64{d.codec('Delta, ZSTD')},"
+        f" kind {low}, host {low}, cluster {low}, dc {low}, app {low}, type {low},"
+        f" name {low}, status Int32{d.codec('ZSTD')}, duration_ms Float64{d.codec('ZSTD')},"
+        f" id String{d.codec('ZSTD')}, parent String{d.codec('ZSTD')}, severity Int8, facility Int8,"
+        f" message String{d.codec('ZSTD(3)')}, data {data}{d.codec('ZSTD(3)') if d.maps else ''}"
+        f"{index})"
+        f" ENGINE = MergeTree PARTITION BY {d.ms_date('ts')}"
+        f" ORDER BY ({d.ms_hour('ts')}, host, app, type, name, status, ts)"
+        f" {d.merge_tree_settings}"
+    )
+
+
+def columns(d: Dialect = EMBEDDED) -> str:
+    """The select list of a log batch (``LOGS_SCHEMA``)."""
+    names = [f.name for f in LOGS_SCHEMA]
+    if not d.maps:  # the pairs of the Nested columns, which the connection reads as a map
+        names[names.index("data")] = "arrayMap((k, v) -> (k, v), data.key, data.value) AS data"
+    return ", ".join(names)
+
+
 # Engine error codes of the guards: TOO_MANY_ROWS, INDEX_NOT_USED.
 _TOO_MANY_ROWS = "Code: 158"
 _INDEX_NOT_USED = "Code: 277"
-
-
-def _ms(ms: int) -> str:
-    return f"fromUnixTimestamp64Milli(toInt64({ms}))"
 
 
 class LogStore:
@@ -61,8 +77,12 @@ class LogStore:
         insert: Callable[[str, pa.Table], None],
         max_scan_rows: int,
         retention_days: int,
+        dialect: Dialect = EMBEDDED,
     ) -> None:
         self._query = query
+        self._d = dialect
+        self._ms = dialect.ms
+        self._columns = columns(dialect)
         self._insert = insert
         self.max_scan_rows = max_scan_rows
         self.retention_days = retention_days
@@ -83,9 +103,14 @@ class LogStore:
     def _unstored(self, batch: pa.Table) -> pa.Table:
         uids = batch.select(["uid"])  # noqa: F841 - read by the engine's Python() table function
         ts = batch.column("ts").cast(pa.int64()).to_numpy()
+        listed = (
+            "SELECT uid FROM Python(uids)"
+            if self._d.python_tables
+            else ", ".join(map(str, batch.column("uid").to_pylist()))
+        )
         sql = (
-            f"SELECT uid FROM {TABLE} WHERE ts >= {_ms(int(ts.min()))}"
-            f" AND ts <= {_ms(int(ts.max()))} AND uid IN (SELECT uid FROM Python(uids))"
+            f"SELECT uid FROM {TABLE} WHERE ts >= {self._ms(int(ts.min()))}"
+            f" AND ts <= {self._ms(int(ts.max()))} AND uid IN ({listed})"
         )
         stored = self._query(sql).column("uid").to_numpy()
         if not len(stored):
@@ -95,16 +120,16 @@ class LogStore:
 
     def search(self, q: LogQuery) -> LogPage:
         """One page of entries matching ``q``, newest first."""
-        conds = [f"ts >= {_ms(q.start_ms)}", f"ts < {_ms(q.end_ms)}"]
+        conds = [f"ts >= {self._ms(q.start_ms)}", f"ts < {self._ms(q.end_ms)}"]
         conds += in_conditions(q.filters)
         # Case-insensitive, as the index holds the lower-cased message's tokens.
-        conds += [f"hasToken(lowerUTF8(message), {sql_string(w.lower())})" for w in q.words]
+        conds += [self._d.has_word("message", w.lower()) for w in q.words]
         conds += [f"positionCaseInsensitiveUTF8(message, {sql_string(p)}) > 0" for p in q.phrases]
         if q.cursor is not None:
             ts_ms, uid = q.cursor
-            conds.append(f"(ts, uid) < ({_ms(ts_ms)}, toUInt64({uid}))")
+            conds.append(f"(ts, uid) < ({self._ms(ts_ms)}, toUInt64({uid}))")
         sql = (
-            f"SELECT {_COLUMNS} FROM {TABLE} WHERE {' AND '.join(conds)}"
+            f"SELECT {self._columns} FROM {TABLE} WHERE {' AND '.join(conds)}"
             f" ORDER BY ts DESC, uid DESC LIMIT {q.limit + 1}"
         )
         rows = self._guarded(sql, q)
@@ -146,9 +171,9 @@ class LogStore:
         columns, under the search guards, so the range is what bounds it.
         """
         sql = (
-            "SELECT host, app, kind, count() AS n, toFloat64(max(ts)) AS last,"
-            " groupUniqArray(5)(name) AS names"
-            f" FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"
+            f"SELECT host, app, kind, count() AS n, {self._d.ms_seconds('max(ts)')} AS last,"
+            f" {self._d.uniq_names(5, 'name')} AS names"
+            f" FROM {TABLE} WHERE ts >= {self._ms(start_ms)} AND ts < {self._ms(end_ms)}"
             " GROUP BY host, app, kind ORDER BY host, app, kind"
         )
         rows = self._guarded(sql, LogQuery(start_ms, end_ms), entries=False)
@@ -170,14 +195,14 @@ class LogStore:
         """The ``n`` entries of the same host and app before and after ``entry``."""
         ts_ms, uid = round(entry["ts"] * 1000), int(entry["uid"])
         same = f"host = {sql_string(entry['host'])} AND app = {sql_string(entry['app'])}"
-        here = f"({_ms(ts_ms)}, toUInt64({uid}))"
+        here = f"({self._ms(ts_ms)}, toUInt64({uid}))"
         hour = 3_600_000
         before = (
-            f"SELECT {_COLUMNS} FROM {TABLE} WHERE ts >= {_ms(ts_ms - hour)} AND ts <= {_ms(ts_ms)}"
+            f"SELECT {self._columns} FROM {TABLE} WHERE ts >= {self._ms(ts_ms - hour)} AND ts <= {self._ms(ts_ms)}"
             f" AND {same} AND (ts, uid) < {here} ORDER BY ts DESC, uid DESC LIMIT {n}"
         )
         after = (
-            f"SELECT {_COLUMNS} FROM {TABLE} WHERE ts >= {_ms(ts_ms)} AND ts <= {_ms(ts_ms + hour)}"
+            f"SELECT {self._columns} FROM {TABLE} WHERE ts >= {self._ms(ts_ms)} AND ts <= {self._ms(ts_ms + hour)}"
             f" AND {same} AND (ts, uid) > {here} ORDER BY ts, uid LIMIT {n}"
         )
         return {
@@ -192,7 +217,7 @@ class LogStore:
         range into short ones.
         """
         sql = (
-            f"SELECT {_COLUMNS} FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"
+            f"SELECT {self._columns} FROM {TABLE} WHERE ts >= {self._ms(start_ms)} AND ts < {self._ms(end_ms)}"
             " AND kind = 'line' ORDER BY ts, uid"
         )
         result = self._query(sql)
@@ -201,7 +226,7 @@ class LogStore:
 
     def count(self, start_ms: int, end_ms: int) -> int:
         """Entries stored in ``[start_ms, end_ms)`` (for tests, status and benchmarks)."""
-        sql = f"SELECT count() AS n FROM {TABLE} WHERE ts >= {_ms(start_ms)} AND ts < {_ms(end_ms)}"
+        sql = f"SELECT count() AS n FROM {TABLE} WHERE ts >= {self._ms(start_ms)} AND ts < {self._ms(end_ms)}"
         return int(self._query(sql).column("n")[0].as_py())
 
     def expired_partitions(self, now: float, partitions: list[str]) -> list[str]:

@@ -18,15 +18,13 @@ step, each bucket a ``sumMap`` state, so percentiles merge over hosts and time.
 
 from __future__ import annotations
 
-from vigil.store.decimal import VALUE_SQL
+from vigil.store.decimal import value_sql
+from vigil.store.dialect import EMBEDDED, Dialect, sql_string
 from vigil.store.retention import METHODS, StoragePolicy
 
 DB = "vigil"
 
-
-def sql_string(text: str) -> str:
-    """``text`` as a ClickHouse string literal."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+__all__ = ["DB", "sql_string"]
 
 
 def in_conditions(filters: dict[str, tuple[str, ...]]) -> list[str]:
@@ -40,85 +38,81 @@ def in_conditions(filters: dict[str, tuple[str, ...]]) -> list[str]:
     return conds
 
 
-# Merged-away parts are deleted after this many seconds (ClickHouse keeps them
-# 8 minutes by default, which doubles the disk use of a busy store for that
-# long), by a cleanup that runs every few seconds (by default it backs off to
-# 5 minutes when idle, so the parts of the last merges lingered that long).
-MERGE_TREE_OPTIONS = (
-    "old_parts_lifetime = 30, cleanup_delay_period = 5, max_cleanup_delay_period = 10"
-)
-MERGE_TREE_SETTINGS = f"SETTINGS {MERGE_TREE_OPTIONS}"
-
-
 def partition_key(step: int) -> str:
     """Partitions per retention class and day (month for coarse steps) so retention drops them."""
     return "(cls, toYYYYMMDD(ts))" if step < 3600 else "(cls, toYYYYMM(ts))"
 
 
-def create_statements(policy: StoragePolicy) -> list[str]:
+def create_statements(policy: StoragePolicy, d: Dialect = EMBEDDED, db: str = DB) -> list[str]:
     """Idempotent DDL for every table, then the views (recreated: the policy may have changed)."""
+    settings = d.merge_tree_settings
+    agg = d.aggregate_type
     stmts = [
-        f"CREATE DATABASE IF NOT EXISTS {DB}",
-        f"CREATE TABLE IF NOT EXISTS {DB}.points (cls UInt8 CODEC(ZSTD), m UInt8 CODEC(ZSTD),"
-        " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
-        " v Int64 CODEC(DoubleDelta, ZSTD), e Int8 CODEC(ZSTD),"
-        f" value Float64 ALIAS {VALUE_SQL})"
+        f"CREATE DATABASE IF NOT EXISTS {db}",
+        f"CREATE TABLE IF NOT EXISTS {db}.points (cls UInt8{d.codec('ZSTD')}, m UInt8{d.codec('ZSTD')},"
+        f" id UInt64{d.codec('Delta, ZSTD')}, ts DateTime{d.codec('DoubleDelta, ZSTD')},"
+        f" v Int64{d.codec('DoubleDelta, ZSTD')}, e Int8{d.codec('ZSTD')},"
+        f" value Float64 ALIAS {value_sql(d)})"
         f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)"
-        f" {MERGE_TREE_SETTINGS}",
-        f"CREATE TABLE IF NOT EXISTS {DB}.series (id UInt64, path String, cls UInt8, m UInt8)"
-        f" ENGINE = ReplacingMergeTree ORDER BY path {MERGE_TREE_SETTINGS}",
-        f"CREATE TABLE IF NOT EXISTS {DB}.events (id UInt64, when DateTime64(3), what String,"
+        f" {settings}",
+        f"CREATE TABLE IF NOT EXISTS {db}.series (id UInt64, path String, cls UInt8, m UInt8)"
+        f" ENGINE = ReplacingMergeTree ORDER BY path {settings}",
+        f"CREATE TABLE IF NOT EXISTS {db}.events (id UInt64, when {d.ms_type}, what String,"
         " tags Array(String), data String)"
-        " ENGINE = MergeTree PARTITION BY toYYYYMM(when) ORDER BY (when, id)",
+        f" ENGINE = MergeTree PARTITION BY {d.ms_month('when')} ORDER BY (when, id)",
     ]
     for step in policy.rollup_steps():
         stmts.append(
-            f"CREATE TABLE IF NOT EXISTS {DB}.rollup_{step} (cls UInt8 CODEC(ZSTD),"
-            " id UInt64 CODEC(Delta, ZSTD), ts DateTime CODEC(DoubleDelta, ZSTD),"
-            " cnt SimpleAggregateFunction(sum, UInt64) CODEC(T64, ZSTD),"
-            f" sum SimpleAggregateFunction(sum, Float64) CODEC(Delta, ZSTD),"
-            f" min SimpleAggregateFunction(min, Float64) CODEC(Delta, ZSTD),"
-            f" max SimpleAggregateFunction(max, Float64) CODEC(Delta, ZSTD),"
+            f"CREATE TABLE IF NOT EXISTS {db}.rollup_{step} (cls UInt8{d.codec('ZSTD')},"
+            f" id UInt64{d.codec('Delta, ZSTD')}, ts DateTime{d.codec('DoubleDelta, ZSTD')},"
+            f" cnt {agg('sum', 'UInt64')}{d.codec('T64, ZSTD')},"
+            f" sum {agg('sum', 'Float64')}{d.codec('Delta, ZSTD')},"
+            f" min {agg('min', 'Float64')}{d.codec('Delta, ZSTD')},"
+            f" max {agg('max', 'Float64')}{d.codec('Delta, ZSTD')},"
             " last AggregateFunction(argMax, Float64, UInt32))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
-            f" {MERGE_TREE_SETTINGS}"
+            f" {settings}"
         )
     for table, step in sketch_tables(policy).items():
         stmts.append(
-            f"CREATE TABLE IF NOT EXISTS {DB}.{table} (cls UInt8, id UInt64, ts DateTime,"
+            f"CREATE TABLE IF NOT EXISTS {db}.{table} (cls UInt8, id UInt64, ts DateTime,"
             " bins AggregateFunction(sumMap, Array(Int32), Array(Float64)))"
             f" ENGINE = AggregatingMergeTree PARTITION BY {partition_key(step)} ORDER BY (id, ts)"
-            f" {MERGE_TREE_SETTINGS}"
+            f" {settings}"
         )
     stmts += [
-        f"CREATE TABLE IF NOT EXISTS {DB}.sketches_in (cls UInt8, id UInt64, ts UInt32,"
+        f"CREATE TABLE IF NOT EXISTS {db}.sketches_in (cls UInt8, id UInt64, ts UInt32,"
         " keys Array(Int32), counts Array(Float64)) ENGINE = Null",
-        f"CREATE TABLE IF NOT EXISTS {DB}.sketch_series (id UInt64, path String, cls UInt8, m UInt8)"
-        f" ENGINE = ReplacingMergeTree ORDER BY path {MERGE_TREE_SETTINGS}",
+        f"CREATE TABLE IF NOT EXISTS {db}.sketch_series (id UInt64, path String, cls UInt8, m UInt8)"
+        f" ENGINE = ReplacingMergeTree ORDER BY path {settings}",
     ]
-    stmts += [f"DROP VIEW IF EXISTS {DB}.{view}" for view in view_names(policy)]
+    stmts += [f"DROP VIEW IF EXISTS {db}.{view}" for view in view_names(policy)]
     avg, total, low, high, last = range(len(METHODS))
     steps = policy.rollup_steps()
     for step, classes in steps.items():
         where = f"WHERE cls IN ({', '.join(map(str, classes))})"
         source = _finer_rollup(steps, step)
         if source is None:  # aggregate points
+            state = d.aggregate_state
             select = (
-                f"count() AS cnt, sumIf(value, m IN ({avg}, {total})) AS sum,"
-                f" minIf(value, m = {low}) AS min, maxIf(value, m = {high}) AS max,"
+                f"{d.aggregate_count()} AS cnt, {state('sum', 'value', f'm IN ({avg}, {total})')} AS sum,"
+                f" {state('min', 'value', f'm = {low}')} AS min,"
+                f" {state('max', 'value', f'm = {high}')} AS max,"
                 f" argMaxStateIf(value, raw_ts, m = {last}) AS last"
             )
-            inner = f"cls, id, m, toUInt32(ts) AS raw_ts, value FROM {DB}.points"
+            inner = f"cls, id, m, toUInt32(ts) AS raw_ts, value FROM {db}.points"
             raw_ts = "toUInt32(ts)"
         else:  # merge the finer rollup's fresh rows: far fewer than points
+            remerge = d.aggregate_remerge
             select = (
-                "sum(cnt) AS cnt, sum(sum) AS sum, min(min) AS min, max(max) AS max,"
+                f"{remerge('sum', 'cnt')} AS cnt, {remerge('sum', 'sum')} AS sum,"
+                f" {remerge('min', 'min')} AS min, {remerge('max', 'max')} AS max,"
                 " argMaxMergeState(last) AS last"
             )
-            inner = f"cls, id, cnt, sum, min, max, last FROM {DB}.rollup_{source}"
+            inner = f"cls, id, cnt, sum, min, max, last FROM {db}.rollup_{source}"
             raw_ts = "toUInt32(ts)"
         stmts.append(
-            f"CREATE MATERIALIZED VIEW {DB}.rollup_{step}_mv TO {DB}.rollup_{step} AS"
+            f"CREATE MATERIALIZED VIEW {db}.rollup_{step}_mv TO {db}.rollup_{step} AS"
             f" SELECT cls, id, bucket AS ts, {select}"
             f" FROM (SELECT toDateTime(intDiv({raw_ts}, {step}) * {step}) AS bucket, {inner}"
             f" {where}) GROUP BY cls, id, bucket"
@@ -127,9 +121,9 @@ def create_statements(policy: StoragePolicy) -> list[str]:
         classes = policy.rollup_steps().get(step, list(range(len(policy.schemas))))
         bucket = f"toDateTime(intDiv(ts, {step}) * {step})" if step else "toDateTime(ts)"
         stmts.append(
-            f"CREATE MATERIALIZED VIEW {DB}.{table}_mv TO {DB}.{table} AS"
+            f"CREATE MATERIALIZED VIEW {db}.{table}_mv TO {db}.{table} AS"
             " SELECT cls, id, bucket AS ts, sumMapState(keys, counts) AS bins"
-            f" FROM (SELECT cls, id, {bucket} AS bucket, keys, counts FROM {DB}.sketches_in"
+            f" FROM (SELECT cls, id, {bucket} AS bucket, keys, counts FROM {db}.sketches_in"
             f" WHERE cls IN ({', '.join(map(str, classes))})) GROUP BY cls, id, bucket"
         )
     return stmts
@@ -177,7 +171,7 @@ def view_names(policy: StoragePolicy) -> list[str]:
     ]
 
 
-# How each method reads a bucket: from raw points, and from a rollup table.
+# How each method reads a bucket from raw points.
 RAW_AGGREGATE = {
     "average": "avg(value)",
     "sum": "sum(value)",
@@ -185,10 +179,15 @@ RAW_AGGREGATE = {
     "max": "max(value)",
     "last": "argMax(value, ts)",
 }
-ROLLUP_AGGREGATE = {
-    "average": "sum(sum) / sum(cnt)",
-    "sum": "sum(sum)",
-    "min": "min(min)",
-    "max": "max(max)",
-    "last": "argMaxMerge(last)",
-}
+
+
+def rollup_aggregate(method: str, d: Dialect = EMBEDDED) -> str:
+    """How ``method`` reads a bucket from a rollup table."""
+    value = d.aggregate_value
+    return {
+        "average": f"{value('sum', 'sum')} / {value('sum', 'cnt')}",
+        "sum": value("sum", "sum"),
+        "min": value("min", "min"),
+        "max": value("max", "max"),
+        "last": "argMaxMerge(last)",
+    }[method]

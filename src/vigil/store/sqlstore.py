@@ -8,11 +8,13 @@ answer the same SQL.
 from __future__ import annotations
 
 import calendar
+import contextlib
+import dataclasses
 import itertools
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,6 +26,7 @@ from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
 from vigil.store import cubepaths, cubestore, decimal, errorstore, logstore, schema
 from vigil.store.cubestore import CubeStore
+from vigil.store.dialect import EMBEDDED, MERGE_TREE_OPTIONS, Dialect
 from vigil.store.errorstore import ErrorStore
 from vigil.store.interface import EventFields, QueryLimitError, StorageError
 from vigil.store.logstore import LogStore
@@ -55,9 +58,19 @@ class Connection(Protocol):
         ...
 
 
-# Reads are small and many: one thread each. A 100-series render query took
-# 17 ms single-threaded and 74 ms with the engine's default threads (2 cores).
-READ_SETTINGS = " SETTINGS max_threads = 1"
+@dataclasses.dataclass(frozen=True)
+class Shards:
+    """Where a cluster keeps its data: tables in ``database`` on every shard.
+
+    The store's own connections read and write through tables that span the
+    shards; retention, compaction and disk usage act on each shard's tables.
+    """
+
+    database: str
+    # Fresh connections, one per shard; the caller closes them.
+    connect: Callable[[], list[Connection]]
+    # Creates the tables: ``ddl(database)`` on every shard, and what spans them.
+    install: Callable[[Callable[[str], list[str]]], None]
 
 
 def _upper_bound(prefix: str) -> str:
@@ -118,8 +131,13 @@ class SqlStore:
         log_max_scan_rows: int = 50_000_000,
         log_retention_days: int = 30,
         cube: bool = True,
+        dialect: Dialect = EMBEDDED,
+        shards: Shards | None = None,
     ) -> None:
         self.policy = policy
+        self.dialect = dialect
+        self._shards = shards
+        self._local_db = shards.database if shards else DB
         self.clock = clock
         self.max_points = max_points
         self._connect = connect
@@ -127,36 +145,49 @@ class SqlStore:
         self._connections: list[Connection] = []
         self._lock = threading.Lock()
         self._event_ids = itertools.count(int(clock() * 1000) << 10)
-        for stmt in [
-            *schema.create_statements(policy),
-            logstore.CREATE,
-            *cubestore.create_statements(),
-            *errorstore.CREATE_STATEMENTS,
-        ]:
-            self._conn().execute(stmt)
-        for table in schema.stored_tables(policy):  # tables made by an older version too
-            self._conn().execute(
-                f"ALTER TABLE {DB}.{table} MODIFY SETTING {schema.MERGE_TREE_OPTIONS}"
-            )
+        if shards:
+            shards.install(self._ddl)
+        else:
+            for stmt in self._ddl(DB):
+                self._conn().execute(stmt)
         self.cube = CubeStore(
             self._query,
             lambda sql: self._conn().execute(sql),
             lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "cube rows"),
             enabled=cube,
+            dialect=dialect,
         )
         self.cube.upgrade()
         self.errors = ErrorStore(
             self._query,
             lambda table, rows: self._insert(table.removeprefix(f"{DB}."), rows, "errors"),
+            dialect,
         )
         self.logs = LogStore(
             self._query,
             self._insert_logs,
             log_max_scan_rows,
             log_retention_days,
+            dialect,
         )
         self._keys = self._series_keys("series")
         self._sketch_keys = self._series_keys("sketch_series")
+
+    def _ddl(self, db: str) -> list[str]:
+        """Every statement that creates the tables and views in ``db``."""
+        d = self.dialect
+        stmts = [
+            *schema.create_statements(self.policy, d, db),
+            logstore.create_statement(d, db),
+            *cubestore.create_statements(d, db),
+            *errorstore.create_statements(d, db),
+        ]
+        if d.merge_tree_cleanup:  # tables made by an older version too
+            stmts += [
+                f"ALTER TABLE {db}.{table} MODIFY SETTING {MERGE_TREE_OPTIONS}"
+                for table in schema.stored_tables(self.policy)
+            ]
+        return stmts
 
     def _series_keys(self, catalogue: str) -> SeriesKeys:
         """Keys for the series of one catalogue table, ids continuing after its largest."""
@@ -182,11 +213,24 @@ class SqlStore:
                 self._connections.append(conn)
         return conn
 
-    def _query(self, sql: str) -> pa.Table:
+    def _query(self, sql: str, conn: Connection | None = None) -> pa.Table:
         try:
-            return self._conn().query_arrow(sql + READ_SETTINGS)
+            return (conn or self._conn()).query_arrow(sql + self.dialect.read_settings)
         except Exception as e:  # engine errors carry their own message
             raise StorageError(f"query failed: {e}") from e
+
+    @contextlib.contextmanager
+    def _data_connections(self) -> Iterator[list[Connection]]:
+        """Connections to where the data lies: each shard of a cluster, else this thread's."""
+        if self._shards is None:
+            yield [self._conn()]
+            return
+        conns = self._shards.connect()
+        try:
+            yield conns
+        finally:
+            for conn in conns:
+                conn.close()
 
     # -- writes ---------------------------------------------------------------
 
@@ -268,7 +312,7 @@ class SqlStore:
 
     def find(self, pattern: str) -> list[MetricNode]:
         """Nodes one level deep matching a Graphite glob, branches and leaves (cube's too)."""
-        cube = cubepaths.find(self.cube.read, pattern, int(self.clock()))
+        cube = cubepaths.find(self.cube.read, pattern, int(self.clock()), self.dialect)
         nodes = self._find_series(pattern)
         return sorted({(n.path, n.is_leaf): n for n in [*nodes, *cube]}.values(), key=_node_key)
 
@@ -306,7 +350,7 @@ class SqlStore:
                 conds.append(f"path = {sql_string(normalise(pattern))}")
             else:
                 globs.append(pattern)
-        if len(globs) > MANY_GLOBS:
+        if len(globs) > MANY_GLOBS and self.dialect.multi_match:
             # one multi-regex scan (Hyperscan) instead of an OR the engine tries row by row
             regexes = ", ".join(sql_string(f"^{glob_body(p)}$") for p in globs)
             conds.append(f"multiMatchAny(path, [{regexes}])")
@@ -371,7 +415,7 @@ class SqlStore:
         out: list[Series] = []
         for (step, level, method), members in groups.items():
             out += self._read_group(members, step, level > 0, METHODS[method], start, end)
-        out += cubepaths.fetch(self.cube.read, patterns, start, end, now)
+        out += cubepaths.fetch(self.cube.read, patterns, start, end, now, self.dialect)
         out.sort(key=lambda s: s.name)
         return out
 
@@ -395,7 +439,7 @@ class SqlStore:
         ids = ", ".join(str(sid) for sid, _ in members)
         if rollup:
             sql = (
-                f"SELECT id, toUInt32(ts) AS t, {schema.ROLLUP_AGGREGATE[method]} AS v"
+                f"SELECT id, toUInt32(ts) AS t, {schema.rollup_aggregate(method, self.dialect)} AS v"
                 f" FROM {DB}.rollup_{step} WHERE id IN ({ids})"
                 f" AND ts >= toDateTime({first}) AND ts < toDateTime({end}) GROUP BY id, t"
             )
@@ -469,10 +513,11 @@ class SqlStore:
 
     def events(self, start: int, end: int, tags: Sequence[str] = ()) -> list[Event]:
         """Events in ``[start, end)`` carrying all of ``tags``, oldest first."""
-        conds = [f"when >= toDateTime64({start}, 3)", f"when < toDateTime64({end}, 3)"]
+        d = self.dialect
+        conds = [f"when >= {d.seconds(start)}", f"when < {d.seconds(end)}"]
         conds += [f"has(tags, {sql_string(t)})" for t in tags]
         sql = (
-            "SELECT id, toFloat64(toUnixTimestamp64Milli(when)) / 1000 AS w, what, tags, data"
+            f"SELECT id, toFloat64({d.ms_of('when')}) / 1000 AS w, what, tags, data"
             f" FROM {DB}.events WHERE {' AND '.join(conds)} ORDER BY when, id"
         )
         return [
@@ -484,7 +529,13 @@ class SqlStore:
 
     def sweep_retention(self, now: int) -> int:
         """Drop whole partitions older than the retention of their class and table."""
-        dropped = self._sweep_logs(now) + self._sweep_cube(now)
+        with self._data_connections() as conns:
+            return sum(self._sweep(conn, now) for conn in conns)
+
+    def _sweep(self, conn: Connection, now: int) -> int:
+        """``sweep_retention`` on the tables one connection holds."""
+        db = self._local_db
+        dropped = self._sweep_logs(conn, now) + self._sweep_cube(conn, now)
         tables = {
             "points": 0,
             **{f"rollup_{s}": s for s in self.policy.rollup_steps()},
@@ -493,9 +544,9 @@ class SqlStore:
         names = ", ".join(sql_string(t) for t in tables)
         sql = (
             "SELECT DISTINCT table, partition_id, partition FROM system.parts"
-            f" WHERE database = '{DB}' AND active AND table IN ({names})"
+            f" WHERE database = '{db}' AND active AND table IN ({names})"
         )
-        for table, pid, partition in _rows(self._query(sql)):
+        for table, pid, partition in _rows(self._query(sql, conn)):
             m = re.fullmatch(r"\((\d+),\s*(\d+)\)", str(partition))
             if not m:
                 continue
@@ -510,11 +561,11 @@ class SqlStore:
             )
             if archive is None or _period_end(period) > now - archive.keep:
                 continue
-            self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION ID {sql_string(pid)}")
+            conn.execute(f"ALTER TABLE {db}.{table} DROP PARTITION ID {sql_string(pid)}")
             dropped += 1
         return dropped
 
-    def _sweep_cube(self, now: int) -> int:
+    def _sweep_cube(self, conn: Connection, now: int) -> int:
         """Drop cube partitions past the retention the policy gives ``cube.*`` paths."""
         archives = self.policy.schemas[self.policy.schema_index("cube.x")].archives
         dropped = 0
@@ -522,27 +573,27 @@ class SqlStore:
             keeps = [a.keep for a in archives if a.step <= step] or [archives[0].keep]
             sql = (
                 "SELECT DISTINCT partition_id, partition FROM system.parts"
-                f" WHERE database = '{DB}' AND active AND table = 'cube_{step}'"
+                f" WHERE database = '{self._local_db}' AND active AND table = 'cube_{step}'"
             )
-            for pid, period in _rows(self._query(sql)):
+            for pid, period in _rows(self._query(sql, conn)):
                 if _period_end(str(period)) <= now - max(keeps):
-                    self._conn().execute(
-                        f"ALTER TABLE {cubestore.table(step)} DROP PARTITION ID {sql_string(pid)}"
-                    )
+                    table = cubestore.table(step, self._local_db)
+                    conn.execute(f"ALTER TABLE {table} DROP PARTITION ID {sql_string(pid)}")
                     dropped += 1
         return dropped
 
-    def _sweep_logs(self, now: int) -> int:
+    def _sweep_logs(self, conn: Connection, now: int) -> int:
         """Drop days of log entries, and of error occurrences, past the log retention."""
         dropped = 0
+        db = self._local_db
         for table in ("logs", "error_occurrences"):
             sql = (
                 "SELECT DISTINCT partition FROM system.parts"
-                f" WHERE database = '{DB}' AND active AND table = '{table}'"
+                f" WHERE database = '{db}' AND active AND table = '{table}'"
             )
-            days = [str(p) for (p,) in _rows(self._query(sql))]
+            days = [str(p) for (p,) in _rows(self._query(sql, conn))]
             for day in self.logs.expired_partitions(now, days):
-                self._conn().execute(f"ALTER TABLE {DB}.{table} DROP PARTITION {sql_string(day)}")
+                conn.execute(f"ALTER TABLE {db}.{table} DROP PARTITION {sql_string(day)}")
                 dropped += 1
         return dropped
 
@@ -553,22 +604,29 @@ class SqlStore:
         who wants the final size now, e.g. before measuring disk use.
         """
         tables = schema.stored_tables(self.policy)
-        for table in tables:
-            self._conn().execute(f"OPTIMIZE TABLE {DB}.{table} FINAL")
+        with self._data_connections() as conns:
+            for conn in conns:
+                for table in tables:
+                    conn.execute(f"OPTIMIZE TABLE {self._local_db}.{table} FINAL")
         return tables
 
     def usage(self) -> dict[str, dict[str, int]]:
-        """Rows, active parts and bytes on disk of each table that keeps data."""
+        """Rows, active parts and bytes on disk of each table that keeps data (all shards)."""
         names = ", ".join(sql_string(t) for t in schema.stored_tables(self.policy))
         sql = (
             "SELECT table, sum(rows) AS rows, count() AS parts, sum(bytes_on_disk) AS bytes"
-            f" FROM system.parts WHERE database = '{DB}' AND active AND table IN ({names})"
-            " GROUP BY table ORDER BY table"
+            f" FROM system.parts WHERE database = '{self._local_db}' AND active"
+            f" AND table IN ({names}) GROUP BY table ORDER BY table"
         )
-        return {
-            str(t): {"rows": int(r), "parts": int(p), "bytes_on_disk": int(b)}
-            for t, r, p, b in _rows(self._query(sql))
-        }
+        out: dict[str, dict[str, int]] = {}
+        with self._data_connections() as conns:
+            for conn in conns:
+                for t, r, p, b in _rows(self._query(sql, conn)):
+                    total = out.setdefault(str(t), {"rows": 0, "parts": 0, "bytes_on_disk": 0})
+                    total["rows"] += int(r)
+                    total["parts"] += int(p)
+                    total["bytes_on_disk"] += int(b)
+        return out
 
     def close(self) -> None:
         """Close every connection this store opened, once the cube counted what was stored."""
