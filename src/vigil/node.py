@@ -19,6 +19,7 @@ from vigil.alert.stage import AlertStage
 from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
 from vigil.bus.jetstream import JetStream
+from vigil.bus.layout import DestinationSpec, destination_specs
 from vigil.bus.metrics import register_bus_metrics
 from vigil.bus.queue import Queue
 from vigil.bus.spool import Spool
@@ -27,12 +28,12 @@ from vigil.cube.rulebook import RuleBook
 from vigil.cube.stage import CubeStage
 from vigil.ingest.logstage import LogIngest
 from vigil.ingest.stage import IngestStage
-from vigil.model import LOGS_SCHEMA
 from vigil.query.tail import TailHub
-from vigil.roles import stages_of
+from vigil.roles import CONSUMES, READS_STORAGE, check_placement, stages_of
 from vigil.settings import Settings, SettingsError
 from vigil.ship.forward import Forwarder, parse_address
 from vigil.store.backends import open_storage
+from vigil.store.sqlstore import SqlStore
 from vigil.store.writer import RetentionSweeper, StoreWriter
 from vigil.telemetry import Telemetry
 from vigil.web.app import create_app
@@ -56,19 +57,8 @@ class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stages = stages_of(settings.node.roles)
-        self.store_overflow = _overflow("store_overflow", settings.bus.store_overflow)
-        self.tail_overflow = _overflow("tail_overflow", settings.bus.tail_overflow)
-        if self.tail_overflow is Overflow.SPILL:
-            raise SettingsError(
-                "tail_overflow = 'spill': a live tail does not replay; drop instead"
-            )
-        self.forward_overflow = _overflow("forward_overflow", settings.bus.forward_overflow)
-        self.alert_overflow = _overflow("alert_overflow", settings.bus.alert_overflow)
-        if self.alert_overflow is Overflow.SPILL:
-            raise SettingsError(
-                "alert_overflow = 'spill': heartbeats are not replayed; drop instead"
-            )
-        self.cube_overflow = _overflow("cube_overflow", settings.bus.cube_overflow)
+        check_placement(self.stages, bool(settings.bus.bus_nats), shared_storage=False)
+        self.destination_specs = destination_specs(settings.bus)
         try:
             self.forward_to = (
                 parse_address(settings.bus.forward_graphite, "forward_graphite"),
@@ -79,73 +69,38 @@ class Node:
         self.data_dir = Path(settings.node.data_dir)
         self.telemetry = Telemetry(settings.node.node)
         self.bus = Bus()
+        self.consumed = [CONSUMES[s] for s in self.stages if s in CONSUMES]
         self.jetstream: JetStream | None = None
+        self.storage: SqlStore | None = None
         self.ports: dict[str, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ingest: IngestStage | None = None
         self.logs: LogIngest | None = None
         self.tail: TailHub | None = None
+        self.rules: RuleBook | None = None
+        self.backfill: Backfill | None = None
         self._writer: StoreWriter | None = None
         self._http: uvicorn.Server | None = None
         self.alerts: AlertStage | None = None
 
     async def start(self) -> None:
-        """Open storage, start every stage, then write ``ports.json``."""
+        """Open storage if a stage reads it, start every stage, then write ``ports.json``."""
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if s.bus.bus_nats:
             self.jetstream = await JetStream.connect(
-                s.bus.bus_nats, replicas=s.bus.bus_nats_replicas
+                s.bus.bus_nats, node=self.telemetry.node, replicas=s.bus.bus_nats_replicas
             )
-        self.storage = await asyncio.to_thread(open_storage, s, self.data_dir)
-        store = self.bus.add(
-            await self._queue(
-                "store", s.bus.store_queue_bytes, self.store_overflow, s.bus.store_spool_bytes
-            )
-        )
-        self._writer = StoreWriter(
-            store, self.storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
-        )
-        self._writer_task = asyncio.create_task(self._writer.run())
-        self._spawn(RetentionSweeper(self.storage, s.store.retention_interval).run())
+        if READS_STORAGE.intersection(self.stages):
+            self.storage = await asyncio.to_thread(open_storage, s, self.data_dir)
+        queues: dict[str, Queue] = {}
+        for spec in self.destination_specs:
+            queue = await self._queue(spec, consume=spec.name in self.consumed)
+            self.bus.add(queue, spec.only)
+            queues[spec.name] = queue
+        if self.storage is not None:
+            self._start_consumers(self.storage, queues)
         self._spawn(self._write_selfmetrics())
-        logs_only = [LOGS_SCHEMA]
-        tail = self.bus.add(
-            await self._queue("tail", s.bus.tail_queue_bytes, self.tail_overflow), logs_only
-        )
-        cube = self.bus.add(
-            await self._queue(
-                "cube", s.bus.cube_queue_bytes, self.cube_overflow, s.bus.cube_spool_bytes
-            ),
-            logs_only,
-        )
-        rules_file = Path(s.store.extract_rules_file) if s.store.extract_rules_file else None
-        self.rules = RuleBook(rules_file, self.data_dir / "rules")
-        for problem in self.rules.errors:
-            log.warning("extraction rule %s: %s", problem["rule"], problem["error"])
-        self.backfill = Backfill(
-            self.rules, self.storage.logs.read_lines, self.storage.write_points
-        )
-        self._spawn(CubeStage(cube, self.storage, self.rules, self.bus, self.telemetry).run())
-        if any(self.forward_to):
-            forward = self.bus.add(
-                await self._queue(
-                    "forward",
-                    s.bus.forward_queue_bytes,
-                    self.forward_overflow,
-                    s.bus.forward_spool_bytes,
-                )
-            )
-            self._spawn(Forwarder(forward, *self.forward_to, self.telemetry).run())
-        self.tail = TailHub(tail, s.bus.tail_subscriber_entries)
-        self._spawn(self.tail.run())
-        if "alert" in self.stages:
-            heartbeats = await self._queue("alert", s.bus.alert_queue_bytes, self.alert_overflow)
-            self.alerts = AlertStage(
-                s.alert, s.query, self.storage, self.bus, self.telemetry, self.data_dir,
-                self.bus.add(heartbeats, logs_only),
-            )  # fmt: skip
-            self._spawn(self.alerts.run())
         register_bus_metrics(self.bus, self.telemetry)
         if "ingest" in self.stages:
             self._ingest = IngestStage(s.ingest, s.node.bind, self.bus, self.telemetry)
@@ -156,33 +111,71 @@ class Node:
             )
             await self.logs.start()
             self.ports.update(self.logs.ports)
-        if "query" in self.stages:
-            await self._start_http()
+        await self._start_http()
         self._write_ports()
-        log.info("vigil node %s listening: %s", self.telemetry.node, self.ports)
+        log.info(
+            "vigil node %s (%s) listening: %s",
+            self.telemetry.node,
+            ",".join(self.stages),
+            self.ports,
+        )
 
-    async def _queue(
-        self, name: str, capacity: int, overflow: Overflow, spool_bytes: int = 0
-    ) -> Queue:
-        """A destination's queue: a JetStream stream with ``bus_nats`` set, else in-process."""
+    def _start_consumers(self, storage: SqlStore, queues: dict[str, Queue]) -> None:
+        """Start the stages that read a destination, each on its queue."""
+        s = self.settings
+        if "store" in self.stages:
+            self._writer = StoreWriter(
+                queues["store"], storage, self.telemetry, s.store.batch_rows, s.store.batch_seconds
+            )
+            self._writer_task = asyncio.create_task(self._writer.run())
+            self._spawn(RetentionSweeper(storage, s.store.retention_interval).run())
+        if "forward" in self.consumed and "forward" in queues:
+            self._spawn(Forwarder(queues["forward"], *self.forward_to, self.telemetry).run())
+        if "cube" in self.stages:
+            rules_file = Path(s.store.extract_rules_file) if s.store.extract_rules_file else None
+            self.rules = RuleBook(rules_file, self.data_dir / "rules")
+            for problem in self.rules.errors:
+                log.warning("extraction rule %s: %s", problem["rule"], problem["error"])
+            self.backfill = Backfill(self.rules, storage.logs.read_lines, storage.write_points)
+            self._spawn(
+                CubeStage(queues["cube"], storage, self.rules, self.bus, self.telemetry).run()
+            )
+        if "query" in self.stages:
+            self.tail = TailHub(queues["tail"], s.bus.tail_subscriber_entries)
+            self._spawn(self.tail.run())
+        if "alert" in self.stages:
+            self.alerts = AlertStage(
+                s.alert, s.query, storage, self.bus, self.telemetry, self.data_dir, queues["alert"]
+            )
+            self._spawn(self.alerts.run())
+
+    async def _queue(self, spec: DestinationSpec, consume: bool) -> Queue:
+        """A destination's queue: a JetStream stream with ``bus_nats`` set, else in-process.
+
+        In-process, every destination is consumed here (``check_placement``).
+        """
         if self.jetstream is not None:
-            return await self.jetstream.destination(name, capacity, overflow, spool_bytes)
-        return await self._destination(name, capacity, overflow, spool_bytes)
-
-    async def _destination(
-        self, name: str, capacity: int, overflow: Overflow, spool_bytes: int
-    ) -> Destination:
-        """A destination, with its spool under ``data_dir/spool/<name>`` if it spills."""
+            return await self.jetstream.destination(
+                spec.name, spec.capacity_bytes, spec.overflow, spec.spool_bytes,
+                consume=consume, shared=spec.shared,
+            )  # fmt: skip
         spool = None
-        if overflow is Overflow.SPILL:
-            spool = await asyncio.to_thread(Spool, self.data_dir / "spool" / name, spool_bytes)
-        return Destination(name, capacity, overflow, spool)
+        if spec.overflow is Overflow.SPILL:
+            spool = await asyncio.to_thread(
+                Spool, self.data_dir / "spool" / spec.name, spec.spool_bytes
+            )
+        return Destination(spec.name, spec.capacity_bytes, spec.overflow, spool)
 
     def _spawn(self, coro: Any) -> None:
         self._tasks.append(asyncio.create_task(coro))
 
     async def _start_http(self) -> None:
+        """The HTTP port, with the routes of this process's stages (``web.app.create_app``)."""
         s = self.settings
+        web = "web" in self.stages
+        dashboards_dir = (
+            Path(s.node.dashboards_dir) if s.node.dashboards_dir else self.data_dir / "dashboards"
+        )
         app = create_app(
             self.storage,
             self.telemetry,
@@ -190,14 +183,12 @@ class Node:
             node=self,
             log_ingest=self.logs,
             tail=self.tail,
-            rules=(self.rules, self.backfill),
+            rules=(self.rules, self.backfill) if self.rules and self.backfill else None,
             alerts=self.alerts,
             max_body_bytes=s.ingest.log_max_body_bytes,
-            dashboards=DashboardFiles(
-                Path(s.node.dashboards_dir)
-                if s.node.dashboards_dir
-                else self.data_dir / "dashboards"
-            ),
+            dashboards=DashboardFiles(dashboards_dir) if web else None,
+            queries="query" in self.stages,
+            ui=web,
         )
         config = uvicorn.Config(
             app, host=s.node.bind, port=s.node.http_port, log_level="warning", lifespan="off"
@@ -232,17 +223,25 @@ class Node:
         if self.alerts is not None:
             with contextlib.suppress(RuleFileError):
                 self.alerts.reload()
-        self.rules.reload()
-        for problem in self.rules.errors:
-            log.warning("extraction rule %s: %s", problem["rule"], problem["error"])
+        if self.rules is not None:
+            self.rules.reload()
+            for problem in self.rules.errors:
+                log.warning("extraction rule %s: %s", problem["rule"], problem["error"])
 
     def status(self) -> dict[str, Any]:
-        """What ``vigil status`` shows: ports, stages, queues and drops."""
+        """What ``vigil status`` shows: this process's stages, ports, queues and drops.
+
+        ``destinations`` lists every destination this process publishes to;
+        ``consumes`` the ones it reads.
+        """
         return {
             "node": self.telemetry.node,
+            "roles": self.settings.node.roles,
             "stages": list(self.stages),
             "ports": self.ports,
             "data_dir": str(self.data_dir.resolve()),
+            "bus": "nats" if self.jetstream is not None else "in-process",
+            "consumes": self.consumed,
             "destinations": {name: d.status() for name, d in self.bus.destinations.items()},
         }
 
@@ -268,12 +267,5 @@ class Node:
         for destination in self.bus.destinations.values():
             if destination.spool is not None:
                 destination.spool.close()
-        await asyncio.to_thread(self.storage.close)
-
-
-def _overflow(name: str, value: str) -> Overflow:
-    try:
-        return Overflow(value)
-    except ValueError:
-        choices = ", ".join(o.value for o in Overflow)
-        raise SettingsError(f"{name} = {value!r}: use one of {choices}") from None
+        if self.storage is not None:
+            await asyncio.to_thread(self.storage.close)

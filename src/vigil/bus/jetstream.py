@@ -345,7 +345,7 @@ class JetStreamDestination:
 
     def status(self) -> dict[str, object]:
         """Depth, bytes, drops and redeliveries, as ``vigil status`` shows them."""
-        return counters(self) | {"stream": self.stream}
+        return counters(self) | {"stream": self.stream, "consumer": self.consumer}
 
 
 class JetStream:

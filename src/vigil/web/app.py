@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from vigil import __version__
 from vigil.alert.stage import AlertStage
@@ -39,7 +39,7 @@ from vigil.web.dashboard_files import DashboardFiles
 from vigil.web.dashboards_api import dashboard_routes
 from vigil.web.errors_api import error_routes
 from vigil.web.graphite_events import EventError, event_json, parse_event
-from vigil.web.logs_api import log_routes
+from vigil.web.logs_api import log_push_routes, log_routes
 from vigil.web.rules_api import rule_routes
 from vigil.web.sources_api import source_routes
 from vigil.web.ui_routes import ui_routes, wants_html
@@ -84,20 +84,10 @@ def _first(params: dict[str, list[str]], key: str, default: str = "") -> str:
     return values[0] if values else default
 
 
-def create_app(
-    storage: Storage,
-    telemetry: Telemetry,
-    limits: QuerySettings,
-    node: StatusSource | None = None,
-    clock: Callable[[], float] = time.time,
-    log_ingest: LogIngest | None = None,
-    tail: TailHub | None = None,
-    max_body_bytes: int = 64 << 20,
-    rules: tuple[RuleBook, Backfill] | None = None,
-    dashboards: DashboardFiles | None = None,
-    alerts: AlertStage | None = None,
-) -> Starlette:
-    """The ASGI application of one node; the web UI is at ``/ui/`` (``/`` sends browsers there)."""
+def _query_routes(
+    storage: Storage, limits: QuerySettings, clock: Callable[[], float]
+) -> list[BaseRoute]:
+    """Graphite's render, find, tags and events APIs over ``storage``."""
 
     async def guarded(
         request: Request, work: Callable[[dict[str, list[str]]], Response]
@@ -200,35 +190,7 @@ def create_app(
 
         return await guarded(request, work)
 
-    async def version_view(request: Request) -> Response:
-        return PlainTextResponse(GRAPHITE_VERSION)
-
-    async def prometheus_view(request: Request) -> Response:
-        return Response(telemetry.prometheus_text(), media_type="text/plain; version=0.0.4")
-
-    async def status_view(request: Request) -> Response:
-        status = node.status() if node is not None else {}
-        usage = await run_in_threadpool(storage.usage)
-        return JSONResponse({"version": __version__, **status, "storage": usage})
-
-    async def compact_view(request: Request) -> Response:
-        started = time.monotonic()
-        tables = await run_in_threadpool(storage.compact)
-        usage = await run_in_threadpool(storage.usage)
-        seconds = round(time.monotonic() - started, 3)
-        return JSONResponse({"compacted": tables, "seconds": seconds, "storage": usage})
-
-    async def home(request: Request) -> Response:
-        if wants_html(request):
-            return RedirectResponse("/ui/dashboards", status_code=302)
-        return PlainTextResponse(
-            f"Vigil {__version__}: web UI at /ui/; Graphite API at /render, /metrics/find, /events;"
-            " logs at /api/logs and /api/logs/search, live tail at /api/logs/tail;"
-            " Prometheus metrics at /metrics; node status at /api/status\n"
-        )
-
-    routes = [
-        Route("/", home),
+    return [
         Route("/render", render_view, methods=["GET", "POST"]),
         Route("/render/", render_view, methods=["GET", "POST"]),
         Route("/metrics/find", find_view, methods=["GET", "POST"]),
@@ -244,18 +206,87 @@ def create_app(
         Route("/events", post_event, methods=["POST"]),
         Route("/events/", post_event, methods=["POST"]),
         Route("/events/get_data", get_events),
+    ]
+
+
+def create_app(
+    storage: Storage | None,
+    telemetry: Telemetry,
+    limits: QuerySettings,
+    node: StatusSource | None = None,
+    clock: Callable[[], float] = time.time,
+    log_ingest: LogIngest | None = None,
+    tail: TailHub | None = None,
+    max_body_bytes: int = 64 << 20,
+    rules: tuple[RuleBook, Backfill] | None = None,
+    dashboards: DashboardFiles | None = None,
+    alerts: AlertStage | None = None,
+    queries: bool = True,
+    ui: bool = True,
+) -> Starlette:
+    """The ASGI application of one node, with the routes of the parts it runs.
+
+    ``storage`` is the storage this process has open (None: none); with
+    ``queries`` the read APIs answer from it. ``log_ingest`` brings the log
+    push, ``rules`` the extraction rules API, ``alerts`` the alerts API,
+    ``dashboards`` the dashboards API, ``ui`` the web UI at ``/ui/`` (``/``
+    sends browsers there). ``/metrics``, ``/api/status`` and ``/version``
+    are always there.
+    """
+
+    async def version_view(request: Request) -> Response:
+        return PlainTextResponse(GRAPHITE_VERSION)
+
+    async def prometheus_view(request: Request) -> Response:
+        return Response(telemetry.prometheus_text(), media_type="text/plain; version=0.0.4")
+
+    async def status_view(request: Request) -> Response:
+        status = node.status() if node is not None else {}
+        if storage is None:
+            return JSONResponse({"version": __version__, **status})
+        usage = await run_in_threadpool(storage.usage)
+        return JSONResponse({"version": __version__, **status, "storage": usage})
+
+    async def compact_view(request: Request) -> Response:
+        assert storage is not None  # routed only with storage
+        started = time.monotonic()
+        tables = await run_in_threadpool(storage.compact)
+        usage = await run_in_threadpool(storage.usage)
+        seconds = round(time.monotonic() - started, 3)
+        return JSONResponse({"compacted": tables, "seconds": seconds, "storage": usage})
+
+    async def home(request: Request) -> Response:
+        if ui and wants_html(request):
+            return RedirectResponse("/ui/dashboards", status_code=302)
+        return PlainTextResponse(
+            f"Vigil {__version__}: web UI at /ui/; Graphite API at /render, /metrics/find, /events;"
+            " logs at /api/logs and /api/logs/search, live tail at /api/logs/tail;"
+            " Prometheus metrics at /metrics; node status at /api/status\n"
+        )
+
+    routes: list[BaseRoute] = [
+        Route("/", home),
         Route("/version", version_view),
         Route("/version/", version_view),
         Route("/metrics", prometheus_view),
         Route("/api/status", status_view),
-        Route("/api/compact", compact_view, methods=["POST"]),
-        *log_routes(storage, log_ingest, tail, max_body_bytes, clock),
-        *cube_routes(storage, clock),
-        *(alert_routes(alerts, clock) if alerts is not None else []),
-        *error_routes(storage.errors, clock),
-        *(rule_routes(*rules, clock) if rules is not None else []),
-        *source_routes(storage.logs, clock),
-        *(dashboard_routes(dashboards) if dashboards is not None else []),
-        *ui_routes(),
     ]
+    if storage is not None:
+        routes.append(Route("/api/compact", compact_view, methods=["POST"]))
+    if log_ingest is not None:
+        routes += log_push_routes(log_ingest, max_body_bytes)
+    if storage is not None and queries:
+        routes += _query_routes(storage, limits, clock)
+        routes += log_routes(storage, tail, clock)
+        routes += cube_routes(storage, clock)
+        routes += error_routes(storage.errors, clock)
+        routes += source_routes(storage.logs, clock)
+    if alerts is not None:
+        routes += alert_routes(alerts, clock)
+    if rules is not None:
+        routes += rule_routes(*rules, clock)
+    if dashboards is not None:
+        routes += dashboard_routes(dashboards)
+    if ui:
+        routes += ui_routes()
     return Starlette(routes=routes)

@@ -76,18 +76,10 @@ def search_query(params: dict[str, list[str]], now: float) -> LogQuery:
     )
 
 
-def log_routes(
-    storage: Storage,
-    ingest: LogIngest | None,
-    tail: TailHub | None,
-    max_body_bytes: int,
-    clock: Callable[[], float] = time.time,
-) -> list[BaseRoute]:
-    """The routes of the logs API over this node's storage, ingest and tail."""
+def log_push_routes(ingest: LogIngest, max_body_bytes: int) -> list[BaseRoute]:
+    """``POST /api/logs``: JSON lines handed to log ingest, as the event-log protocol's are."""
 
     async def post_logs(request: Request) -> Response:
-        if ingest is None:
-            return json_response({"error": "this node has no ingest role"}, 404)
         body = bytearray()  # grows in place: a big body comes in many small parts
         async for part in request.stream():
             body += part
@@ -99,6 +91,14 @@ def log_routes(
             return json_response({"error": f"{e}; retry later"}, 503)
         rejected = [{"line": r.line, "error": r.error} for r in parsed.rejects]
         return json_response({"accepted": parsed.entries.num_rows, "rejected": rejected})
+
+    return [Route("/api/logs", post_logs, methods=["POST"])]
+
+
+def log_routes(
+    storage: Storage, tail: TailHub | None, clock: Callable[[], float] = time.time
+) -> list[BaseRoute]:
+    """Log search over ``storage`` and the live tail of ``tail``."""
 
     async def search(request: Request) -> Response:
         params = urllib.parse.parse_qs(request.url.query, keep_blank_values=False)
@@ -160,7 +160,6 @@ def log_routes(
             receiver.cancel()
 
     return [
-        Route("/api/logs", post_logs, methods=["POST"]),
         Route("/api/logs/search", search),
         WebSocketRoute("/api/logs/tail", live_tail),
     ]
