@@ -59,6 +59,8 @@ class Node:
         self.stages = stages_of(settings.node.roles)
         check_placement(self.stages, bool(settings.bus.bus_nats), shared_storage=False)
         self.destination_specs = destination_specs(settings.bus)
+        names = [spec.name for spec in self.destination_specs]
+        self.consumed = [CONSUMES[s] for s in self.stages if CONSUMES.get(s) in names]
         try:
             self.forward_to = (
                 parse_address(settings.bus.forward_graphite, "forward_graphite"),
@@ -69,7 +71,6 @@ class Node:
         self.data_dir = Path(settings.node.data_dir)
         self.telemetry = Telemetry(settings.node.node)
         self.bus = Bus()
-        self.consumed = [CONSUMES[s] for s in self.stages if s in CONSUMES]
         self.jetstream: JetStream | None = None
         self.storage: SqlStore | None = None
         self.ports: dict[str, int] = {}
@@ -129,7 +130,7 @@ class Node:
             )
             self._writer_task = asyncio.create_task(self._writer.run())
             self._spawn(RetentionSweeper(storage, s.store.retention_interval).run())
-        if "forward" in self.consumed and "forward" in queues:
+        if "forward" in self.consumed:
             self._spawn(Forwarder(queues["forward"], *self.forward_to, self.telemetry).run())
         if "cube" in self.stages:
             rules_file = Path(s.store.extract_rules_file) if s.store.extract_rules_file else None

@@ -81,3 +81,67 @@ async def test_an_unreachable_nats_is_said_at_start(tmp_path: Path) -> None:
     node = Node(node_settings(tmp_path / "data", bus_nats="nats://127.0.0.1:1"))
     with pytest.raises(ConnectionError, match="cannot connect to NATS at nats://127.0.0.1:1"):
         await node.start()
+
+
+async def test_two_ingest_processes_feed_a_core_process_that_starts_later_exactly_once(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    def settings(name: str, roles: str) -> Any:
+        return node_settings(tmp_path / name, bus_nats=nats_server.url, roles=roles, node_name=name)
+
+    ingests = [Node(settings(f"ingest{i}", "ingest")) for i in (1, 2)]
+    core = Node(settings("core", "store,cube,alert,query,web"))
+    now = int(time.time())
+    try:
+        for i, node in enumerate(ingests, 1):
+            await node.start()
+            with socket.create_connection(("127.0.0.1", node.ports["graphite"])) as sock:
+                sock.sendall(
+                    b"".join(f"split.in{i}.count 1 {now - k}\n".encode() for k in range(1, 51))
+                )
+            transactions = b"".join(
+                entry(kind="atomic", host=f"in{i}", app="split", name="GET /", id=f"t{i}-{k}",
+                      duration_ms=k, message=f"tx {k}")
+                for k in range(30)
+            )  # fmt: skip
+            await send_eventlog(node, transactions, 30)
+        # the core process starts after the batches were published: the streams kept them
+        await core.start()
+        pushed = b"".join(entry(host="in1", app="pushed", message=f"push {k}") for k in range(5))
+        async with httpx.AsyncClient() as http:
+            push = await http.post(
+                f"http://127.0.0.1:{ingests[0].ports['http']}/api/logs", content=pushed
+            )
+            assert push.json() == {"accepted": 5, "rejected": []}
+            ingest_render = await http.get(f"http://127.0.0.1:{ingests[0].ports['http']}/render")
+            assert ingest_render.status_code == 404  # ingest serves no queries
+            base = f"http://127.0.0.1:{core.ports['http']}"
+
+            async def points() -> float:
+                params = {"target": "split.*.count", "from": "-10min", "format": "json"}
+                series = (await http.get(f"{base}/render", params=params)).json()
+                return sum(v for s in series for v, _ in s["datapoints"] if v is not None)
+
+            async def entries() -> list[str]:
+                params = {"from": "-1h", "app": ["split", "pushed"], "limit": 1000}
+                found = (await http.get(f"{base}/api/logs/search", params=params)).json()
+                return sorted(e["message"] for e in found["entries"])
+
+            async def transactions_counted() -> Any:
+                params = {"measures": "count", "group_by": "host", "from": "-10min"}
+                return (await http.get(f"{base}/api/cube", params=params)).json()["rows"]
+
+            assert await until(points, lambda total: total >= 100) == 100
+            expected = sorted([f"tx {k}" for k in range(30)] * 2 + [f"push {k}" for k in range(5)])
+            assert await until(entries, lambda got: len(got) >= len(expected)) == expected
+            assert sorted(await until(transactions_counted, lambda rows: len(rows) == 2)) == [
+                ["in1", 30], ["in2", 30],
+            ]  # fmt: skip
+        status = ingests[0].status()
+        assert status["consumes"] == [] and "storage" not in status
+        assert list(status["destinations"]) == ["store", "tail", "cube", "alert"]
+        assert core.status()["consumes"] == ["store", "cube", "alert", "tail"]
+    finally:
+        for node in (core, *ingests):
+            if node.ports:
+                await node.stop()
