@@ -157,6 +157,20 @@ class StoreSettings:
     extract_rules_file: str = setting(
         "", "TOML file of extraction rules turning log lines into metrics (docs/rules.md)."
     )
+    clickhouse: str = setting(
+        "", "ClickHouse server HOST[:PORT] (native protocol) to store in; empty: embedded chDB."
+    )
+    clickhouse_user: str = setting("default", "ClickHouse user.")
+    clickhouse_password: str = setting("", "ClickHouse password.")
+    clickhouse_secure: bool = setting(
+        False, "Talk TLS to ClickHouse (port 9440 by default), verifying its certificate."
+    )
+    clickhouse_ca_file: str = setting(
+        "", "CA certificates (PEM) to verify ClickHouse with; empty: the system's."
+    )
+    clickhouse_cluster: str = setting(
+        "", "Cluster of the server's remote_servers to spread tables over (docs/clickhouse.md)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,19 +16,20 @@ from hypothesis import strategies as st
 from vigil.model import logs_from_rows
 from vigil.query.cubequery import CubeQuery, CubeQueryError
 from vigil.query.source import MetricNode
-from vigil.store.chdb_engine import open_embedded
 from vigil.store.cubestore import CubeStore
 from vigil.store.interface import StorageError
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
+
+from .conftest import Backend
 
 T0 = 1_763_900_000  # s, a multiple of 10
 _windows = itertools.count(1)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
-    s = open_embedded(tmp_path_factory.mktemp("cube"), StoragePolicy.from_files("", ""))
+def store(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[SqlStore]:
+    s = backend(tmp_path_factory.mktemp("cube"), StoragePolicy.from_files("", ""))
     rows: list[dict[str, Any]] = []
     for i in range(1200):
         host = f"web{i % 4}"

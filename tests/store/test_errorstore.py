@@ -9,10 +9,11 @@ import pytest
 
 from vigil.cube.fingerprint import errors_of
 from vigil.model import logs_from_rows
-from vigil.store.chdb_engine import open_embedded
-from vigil.store.errorstore import ErrorStore, create_statements
+from vigil.store.errorstore import ErrorStore
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
+
+from .conftest import Backend
 
 T0 = 1_763_900_000_000  # ms
 HOUR = 3_600_000
@@ -37,16 +38,6 @@ def go_panic(goroutine: int) -> str:
     )
 
 
-def make_store(path: Any) -> tuple[SqlStore, ErrorStore]:
-    s = open_embedded(path, StoragePolicy.from_files("", ""))
-    for stmt in create_statements():
-        s._conn().execute(stmt)
-    errors = ErrorStore(
-        s._query, lambda t, rows: s._insert(t.removeprefix("vigil."), rows, "errors")
-    )
-    return s, errors
-
-
 def ingest(s: SqlStore, errors: ErrorStore, rows: list[dict[str, Any]]) -> None:
     batch = logs_from_rows(rows)
     s.logs.write(batch)
@@ -54,8 +45,11 @@ def ingest(s: SqlStore, errors: ErrorStore, rows: list[dict[str, Any]]) -> None:
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SqlStore, ErrorStore]]:
-    s, errors = make_store(tmp_path_factory.mktemp("errors"))
+def stores(
+    tmp_path_factory: pytest.TempPathFactory, backend: Backend
+) -> Iterator[tuple[SqlStore, ErrorStore]]:
+    s = backend(tmp_path_factory.mktemp("errors"), StoragePolicy.from_files("", ""))
+    errors = s.errors
     rows: list[dict[str, Any]] = []
     # A KeyError from 3 hosts every 10 minutes over 2 hours, one a day before too.
     rows.append({"ts": T0 - 24 * HOUR, "uid": 1, "host": "web9", "message": keyerror("web9", "0")})

@@ -10,16 +10,17 @@ import pytest
 
 from vigil.model import LOGS_SCHEMA, logs_from_rows
 from vigil.query.logquery import LogQuery, LogQueryError, decode_cursor, parse_words
-from vigil.store.chdb_engine import open_embedded
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
+
+from .conftest import Backend
 
 T0 = 1_763_900_000_000  # ms
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SqlStore]:
-    s = open_embedded(
+def store(tmp_path_factory: pytest.TempPathFactory, backend: Backend) -> Iterator[SqlStore]:
+    s = backend(
         tmp_path_factory.mktemp("logs"), StoragePolicy.from_files("", ""), log_max_scan_rows=5000
     )
     rows: list[dict[str, Any]] = []

@@ -96,7 +96,7 @@ def _create(name: str, step: int, d: Dialect = EMBEDDED) -> str:
 def create_statements(d: Dialect = EMBEDDED, db: str = DB) -> list[str]:
     """Idempotent DDL: one table per step; the views that fed older versions are dropped."""
     return [_create(table(step, db), step, d) for step in STEPS] + [
-        f"DROP VIEW IF EXISTS {table(step, db)}_mv" for step in STEPS
+        d.drop_view(f"{table(step, db)}_mv") for step in STEPS
     ]
 
 

@@ -36,7 +36,9 @@ def sql_string(text: str) -> str:
 # ``{db}`` is a scratch database the probes may create tables in.
 PROBES: dict[str, str] = {
     "codecs": "CREATE TABLE {db}.probe_codecs (x UInt64 CODEC(ZSTD)) ENGINE = Memory",
-    "low_cardinality": "SELECT CAST('a' AS LowCardinality(String))",
+    "low_cardinality": (
+        "CREATE TABLE {db}.probe_low_cardinality (s LowCardinality(String)) ENGINE = Memory"
+    ),
     "simple_aggregates": "SELECT CAST(toUInt64(1) AS SimpleAggregateFunction(sum, UInt64))",
     "datetime64": "SELECT fromUnixTimestamp64Milli(toInt64(1))",
     "maps": "SELECT CAST(([], []) AS Map(String, String))",
@@ -55,11 +57,12 @@ PROBES: dict[str, str] = {
         " sumMap(([1], [1]))"
     ),
     "merge_tree_cleanup": (
-        "SELECT 1 FROM system.merge_tree_settings WHERE name = 'max_cleanup_delay_period'"
-        " HAVING count() = 1"
+        "SELECT throwIf(count() = 0) FROM system.merge_tree_settings"
+        " WHERE name = 'max_cleanup_delay_period'"
     ),
     "optimize_on_insert": "SET optimize_on_insert = 0",
     "drop_sync": "DROP TABLE IF EXISTS {db}.probe_drop_sync SYNC",
+    "drop_view_statement": "DROP VIEW IF EXISTS {db}.probe_drop_view",
 }
 
 # Merged-away parts are deleted after this many seconds (ClickHouse keeps them
@@ -90,8 +93,12 @@ class Dialect:
     merge_tree_cleanup: bool = True
     optimize_on_insert: bool = True
     drop_sync: bool = True
+    drop_view_statement: bool = True
     # chDB reads Python objects as tables (``Python(name)``); servers cannot.
     python_tables: bool = True
+    # Views over a subquery, or over ALIAS columns: 18.16 cannot push inserts
+    # through them, so servers get flat views (a modern server runs both).
+    view_subqueries: bool = True
     # Appended to every read: a server answers with its own thread count.
     read_settings: str = " SETTINGS max_threads = 1"
 
@@ -209,6 +216,10 @@ class Dialect:
         """Drop a table now (not 8 minutes later) where the engine can."""
         return f"DROP TABLE {name} SYNC" if self.drop_sync else f"DROP TABLE {name}"
 
+    def drop_view(self, name: str) -> str:
+        """Drop a view if it exists (old servers drop views as tables)."""
+        return f"DROP {'VIEW' if self.drop_view_statement else 'TABLE'} IF EXISTS {name}"
+
     def has_word(self, column: str, word: str) -> str:
         """``word`` (lower case) is a token of the lower-cased ``column``."""
         if self.token_index:
@@ -225,4 +236,6 @@ EMBEDDED = Dialect()
 def detect(version: str, probe: Callable[[str], bool], scratch_db: str) -> Dialect:
     """The dialect of a server: ``probe`` runs a statement and says whether it worked."""
     found = {name: probe(sql.format(db=scratch_db)) for name, sql in PROBES.items()}
-    return Dialect(version=version, python_tables=False, read_settings="", **found)
+    return Dialect(
+        version=version, python_tables=False, view_subqueries=False, read_settings="", **found
+    )

@@ -52,7 +52,7 @@ def create_statements(policy: StoragePolicy, d: Dialect = EMBEDDED, db: str = DB
         f"CREATE TABLE IF NOT EXISTS {db}.points (cls UInt8{d.codec('ZSTD')}, m UInt8{d.codec('ZSTD')},"
         f" id UInt64{d.codec('Delta, ZSTD')}, ts DateTime{d.codec('DoubleDelta, ZSTD')},"
         f" v Int64{d.codec('DoubleDelta, ZSTD')}, e Int8{d.codec('ZSTD')},"
-        f" value Float64 ALIAS {value_sql(d)})"
+        f" value Float64 ALIAS {value_sql(d)}{_RAW_TS if not d.view_subqueries else ''})"
         f" ENGINE = MergeTree PARTITION BY {partition_key(0)} ORDER BY (id, ts)"
         f" {settings}",
         f"CREATE TABLE IF NOT EXISTS {db}.series (id UInt64, path String, cls UInt8, m UInt8)"
@@ -86,22 +86,54 @@ def create_statements(policy: StoragePolicy, d: Dialect = EMBEDDED, db: str = DB
         f"CREATE TABLE IF NOT EXISTS {db}.sketch_series (id UInt64, path String, cls UInt8, m UInt8)"
         f" ENGINE = ReplacingMergeTree ORDER BY path {settings}",
     ]
-    stmts += [f"DROP VIEW IF EXISTS {db}.{view}" for view in view_names(policy)]
+    stmts += [d.drop_view(f"{db}.{view}") for view in view_names(policy)]
+    stmts += _rollup_views(policy, d, db)
+    for table, step in sketch_tables(policy).items():
+        classes = policy.rollup_steps().get(step, list(range(len(policy.schemas))))
+        bucket = f"toDateTime(intDiv(ts, {step}) * {step})" if step else "toDateTime(ts)"
+        where = f"WHERE cls IN ({', '.join(map(str, classes))})"
+        if d.view_subqueries:
+            body = (
+                f"SELECT cls, id, bucket AS ts, sumMapState(keys, counts) AS bins"
+                f" FROM (SELECT cls, id, {bucket} AS bucket, keys, counts FROM {db}.sketches_in"
+                f" {where}) GROUP BY cls, id, bucket"
+            )
+        else:
+            body = (
+                f"SELECT cls, id, {bucket} AS ts, sumMapState(keys, counts) AS bins"
+                f" FROM {db}.sketches_in {where} GROUP BY cls, id, ts"
+            )
+        stmts.append(f"CREATE MATERIALIZED VIEW {db}.{table}_mv TO {db}.{table} AS {body}")
+    return stmts
+
+
+# A flat view cannot rename a bucket of ``ts`` without hiding ``ts``: it reads this copy.
+_RAW_TS = ", raw_ts UInt32 MATERIALIZED toUInt32(ts)"
+
+
+def _rollup_views(policy: StoragePolicy, d: Dialect, db: str) -> list[str]:
+    """The view feeding each rollup: from points, or from the finer rollup that divides it."""
+    stmts = []
     avg, total, low, high, last = range(len(METHODS))
+    # A flat view (``d.view_subqueries`` missing) cannot read the ALIAS column.
+    value = "value" if d.view_subqueries else value_sql(d)
     steps = policy.rollup_steps()
     for step, classes in steps.items():
         where = f"WHERE cls IN ({', '.join(map(str, classes))})"
-        source = _finer_rollup(steps, step)
+        # 18.16 does not pass a view's rows on to the views of its target: flat views
+        # (servers) all read points.
+        source = _finer_rollup(steps, step) if d.view_subqueries else None
         if source is None:  # aggregate points
             state = d.aggregate_state
             select = (
-                f"{d.aggregate_count()} AS cnt, {state('sum', 'value', f'm IN ({avg}, {total})')} AS sum,"
-                f" {state('min', 'value', f'm = {low}')} AS min,"
-                f" {state('max', 'value', f'm = {high}')} AS max,"
-                f" argMaxStateIf(value, raw_ts, m = {last}) AS last"
+                f"{d.aggregate_count()} AS cnt, {state('sum', value, f'm IN ({avg}, {total})')} AS sum,"
+                f" {state('min', value, f'm = {low}')} AS min,"
+                f" {state('max', value, f'm = {high}')} AS max,"
+                f" argMaxStateIf({value}, raw_ts, m = {last}) AS last"
             )
             inner = f"cls, id, m, toUInt32(ts) AS raw_ts, value FROM {db}.points"
             raw_ts = "toUInt32(ts)"
+            flat = f"FROM {db}.points", "raw_ts"
         else:  # merge the finer rollup's fresh rows: far fewer than points
             remerge = d.aggregate_remerge
             select = (
@@ -111,21 +143,20 @@ def create_statements(policy: StoragePolicy, d: Dialect = EMBEDDED, db: str = DB
             )
             inner = f"cls, id, cnt, sum, min, max, last FROM {db}.rollup_{source}"
             raw_ts = "toUInt32(ts)"
-        stmts.append(
-            f"CREATE MATERIALIZED VIEW {db}.rollup_{step}_mv TO {db}.rollup_{step} AS"
-            f" SELECT cls, id, bucket AS ts, {select}"
-            f" FROM (SELECT toDateTime(intDiv({raw_ts}, {step}) * {step}) AS bucket, {inner}"
-            f" {where}) GROUP BY cls, id, bucket"
-        )
-    for table, step in sketch_tables(policy).items():
-        classes = policy.rollup_steps().get(step, list(range(len(policy.schemas))))
-        bucket = f"toDateTime(intDiv(ts, {step}) * {step})" if step else "toDateTime(ts)"
-        stmts.append(
-            f"CREATE MATERIALIZED VIEW {db}.{table}_mv TO {db}.{table} AS"
-            " SELECT cls, id, bucket AS ts, sumMapState(keys, counts) AS bins"
-            f" FROM (SELECT cls, id, {bucket} AS bucket, keys, counts FROM {db}.sketches_in"
-            f" WHERE cls IN ({', '.join(map(str, classes))})) GROUP BY cls, id, bucket"
-        )
+            flat = f"FROM {db}.rollup_{source}", "toUInt32(ts)"
+        if d.view_subqueries:
+            body = (
+                f"SELECT cls, id, bucket AS ts, {select}"
+                f" FROM (SELECT toDateTime(intDiv({raw_ts}, {step}) * {step}) AS bucket, {inner}"
+                f" {where}) GROUP BY cls, id, bucket"
+            )
+        else:
+            source_table, seconds = flat
+            body = (
+                f"SELECT cls, id, toDateTime(intDiv({seconds}, {step}) * {step}) AS ts, {select}"
+                f" {source_table} {where} GROUP BY cls, id, ts"
+            )
+        stmts.append(f"CREATE MATERIALIZED VIEW {db}.rollup_{step}_mv TO {db}.rollup_{step} AS {body}")
     return stmts
 
 
