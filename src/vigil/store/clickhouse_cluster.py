@@ -40,6 +40,23 @@ def sharding_key(table: str) -> str:
     return "id"  # points, rollups, sketches, both catalogues, events
 
 
+def _columns(conn: ServerConnection, table: str) -> str:
+    """The columns of a Distributed table over local ``table``.
+
+    MATERIALIZED columns are left out: the shards compute them (a Distributed
+    table made ``AS`` the local one would send them, which the shards refuse).
+    """
+    rows = conn.query_arrow(
+        "SELECT name, type, default_kind AS kind, default_expression AS expr FROM system.columns"
+        f" WHERE database = '{LOCAL_DB}' AND table = {sql_string(table)}"
+    ).to_pylist()
+    return ", ".join(
+        f"`{r['name']}` {r['type']}" + (f" ALIAS {r['expr']}" if r["kind"] == "ALIAS" else "")
+        for r in rows
+        if r["kind"] != "MATERIALIZED"
+    )
+
+
 def shard_addresses(conn: ServerConnection, cluster: str) -> list[ServerAddress]:
     """Every server of ``cluster`` in the connected server's ``remote_servers``."""
     rows = conn.query_arrow(
@@ -78,7 +95,7 @@ def shards(initiator: ServerAddress, cluster: str, servers: list[ServerAddress])
             ).column("name")
             for table in tables.to_pylist():
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {DB}.{table} AS {LOCAL_DB}.{table}"
+                    f"CREATE TABLE IF NOT EXISTS {DB}.{table} ({_columns(conn, table)})"
                     f" ENGINE = Distributed({cluster}, {LOCAL_DB}, {table}, {sharding_key(table)})"
                 )
         finally:

@@ -61,6 +61,10 @@ PROBES: dict[str, str] = {
         " WHERE name = 'max_cleanup_delay_period'"
     ),
     "optimize_on_insert": "SET optimize_on_insert = 0",
+    "adaptive_granularity": (
+        "SELECT throwIf(count() = 0) FROM system.merge_tree_settings"
+        " WHERE name = 'index_granularity_bytes'"
+    ),
     "drop_sync": "DROP TABLE IF EXISTS {db}.probe_drop_sync SYNC",
     "drop_view_statement": "DROP VIEW IF EXISTS {db}.probe_drop_view",
 }
@@ -92,6 +96,7 @@ class Dialect:
     modern_functions: bool = True
     merge_tree_cleanup: bool = True
     optimize_on_insert: bool = True
+    adaptive_granularity: bool = True
     drop_sync: bool = True
     drop_view_statement: bool = True
     # chDB reads Python objects as tables (``Python(name)``); servers cannot.
