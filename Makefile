@@ -30,8 +30,8 @@ serve: setup
 
 # Debian packages the tests use as real peers (Nagios plugins for alert checks,
 # chromium for the web UI's browser tests: never a browser download; nats-server
-# for the bus on JetStream).
-TEST_DEBS := monitoring-plugins-basic chromium nats-server
+# for the bus on JetStream; clickhouse-server 18.16 for the storage on a server and a cluster).
+TEST_DEBS := monitoring-plugins-basic chromium nats-server clickhouse-server clickhouse-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 test-debs:
