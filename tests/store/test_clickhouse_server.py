@@ -1,0 +1,82 @@
+"""The ClickHouse server backend beyond the shared contract: login, the start log, sharding."""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+import pytest
+
+from tests.clickhouse import ClickHouseCluster, ClickHouseServer
+from vigil.model import POINTS_SCHEMA
+from vigil.store.backends import open_server
+from vigil.store.clickhouse_server import ServerAddress, arrow_type
+from vigil.store.retention import StoragePolicy
+
+POLICY = StoragePolicy.from_files("", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "secure", "host", "port"),
+    [("ch1", False, "ch1", 9000), ("ch1:19000", False, "ch1", 19000), ("ch1", True, "ch1", 9440),
+     ("clickhouse://10.0.0.1:9001", False, "10.0.0.1", 9001)],
+)  # fmt: skip
+def test_address_defaults_the_native_port(text: str, secure: bool, host: str, port: int) -> None:
+    address = ServerAddress.parse(text, secure=secure)
+    assert (address.host, address.port, address.user) == (host, port, "default")
+
+
+def test_a_bad_address_says_how_to_write_one() -> None:
+    with pytest.raises(ValueError, match="HOST:PORT"):
+        ServerAddress.parse("ch1:http")
+
+
+def test_result_types_are_those_chdb_gives() -> None:
+    assert arrow_type("LowCardinality(String)") == pa.string()
+    assert arrow_type("DateTime") == pa.uint32()
+    assert arrow_type("Array(Tuple(String, String))") == pa.map_(pa.string(), pa.string())
+    assert arrow_type("Tuple(Array(Int32), Array(UInt64))") == pa.struct(
+        [("1", pa.list_(pa.int32())), ("2", pa.list_(pa.uint64()))]
+    )
+
+
+@pytest.mark.integration
+def test_start_logs_version_and_features_and_a_password_login_works(
+    clickhouse_server: ClickHouseServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    clickhouse_server.reset()
+    address = ServerAddress.parse(
+        f"127.0.0.1:{clickhouse_server.tcp_port}", "vigil", "vigil-secret"
+    )
+    with caplog.at_level(logging.INFO, logger="vigil.store.backends"):
+        store = open_server(address, POLICY)
+    store.close()
+    [line] = [r.getMessage() for r in caplog.records if "ClickHouse" in r.getMessage()]
+    assert store.dialect.version in line and "missing" in line and "using" in line
+    wrong = ServerAddress.parse(f"127.0.0.1:{clickhouse_server.tcp_port}", "vigil", "nope")
+    with pytest.raises(Exception, match="(?i)password"):
+        open_server(wrong, POLICY)
+
+
+@pytest.mark.integration
+def test_a_series_lives_on_one_shard_and_reads_merge_all_shards(
+    clickhouse_cluster: ClickHouseCluster,
+) -> None:
+    clickhouse_cluster.reset()
+    store = open_server(clickhouse_cluster.address, POLICY, cluster=clickhouse_cluster.name)
+    paths = [f"shard.s{i}" for i in range(20)]
+    rows = [(p, 1_800_000_000 - 10 * t, float(t)) for p in paths for t in range(1, 7)]
+    store.write_points(pa.table([pa.array(c) for c in zip(*rows)], schema=POINTS_SCHEMA))
+    per_shard = []
+    for server in clickhouse_cluster.servers:
+        client = server.client()
+        per_shard.append(
+            dict(client.execute("SELECT id, count() FROM vigil_local.points GROUP BY id"))
+        )
+        client.disconnect()
+    assert all(per_shard) and not set(per_shard[0]) & set(per_shard[1])
+    assert {n for shard in per_shard for n in shard.values()} == {6}
+    store.clock = lambda: 1_800_000_000.0
+    series = store.fetch(["shard.*"], 1_800_000_000 - 60, 1_800_000_000)
+    assert len(series) == 20 and all(s.as_list() == [6.0, 5.0, 4.0, 3.0, 2.0, 1.0] for s in series)
+    store.close()
