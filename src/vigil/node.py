@@ -57,7 +57,9 @@ class Node:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stages = stages_of(settings.node.roles)
-        check_placement(self.stages, bool(settings.bus.bus_nats), shared_storage=False)
+        check_placement(
+            self.stages, bool(settings.bus.bus_nats), shared_storage=bool(settings.store.clickhouse)
+        )
         self.destination_specs = destination_specs(settings.bus)
         names = [spec.name for spec in self.destination_specs]
         self.consumed = [CONSUMES[s] for s in self.stages if CONSUMES.get(s) in names]

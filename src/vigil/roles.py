@@ -86,5 +86,5 @@ def check_placement(stages: tuple[str, ...], networked_bus: bool, shared_storage
         raise RoleError(
             f"stages {', '.join(readers)} read storage, but the embedded engine's data belongs"
             " to the one process that runs the store role: point every process at a ClickHouse"
-            " server (docs/storage.md, docs/cluster.md), or add --role store here"
+            " server (setting clickhouse, docs/cluster.md), or add --role store here"
         )
