@@ -23,14 +23,9 @@ import pytest
 import websockets
 
 from tests.bus.natsservers import NatsServer
+from tests.clickhouse import ClickHouseCluster
 from tests.nodes import entry, send_eventlog
 from tests.test_cli_e2e import Server, start_server, stop_server
-
-clickhouse = pytest.importorskip(
-    "tests.clickhouse",
-    reason="needs tests/clickhouse.py, the 2-shard clickhouse-server helper of the ClickHouse"
-    " storage backend (issue 7), which has not landed yet",
-)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +42,7 @@ def cluster(tmp_path: Path) -> Iterator[dict[str, Server]]:
     """NATS, a 2-shard ClickHouse and the four Vigil processes, all on loopback."""
     nats = NatsServer(tmp_path)
     nats.start()
-    shards = clickhouse.ClickHouseCluster(tmp_path / "clickhouse", shards=2)
+    shards = ClickHouseCluster(tmp_path / "clickhouse", shards=2)
     servers: dict[str, Server] = {}
     try:
         shards.start()
