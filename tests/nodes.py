@@ -39,3 +39,13 @@ async def send_eventlog(node: Node, payload: bytes, lines: int) -> list[dict[str
     writer.close()
     await writer.wait_closed()
     return replies
+
+
+async def until(get: Any, ready: Any, timeout: float = 10.0) -> Any:
+    """Poll ``get()`` until ``ready(result)``; the last result either way."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await get()
+        if ready(result) or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(0.1)

@@ -24,7 +24,7 @@ import websockets
 
 from tests.bus.natsservers import NatsServer
 from tests.clickhouse import ClickHouseCluster
-from tests.nodes import entry, send_eventlog
+from tests.nodes import entry, send_eventlog, until
 from tests.test_cli_e2e import Server, start_server, stop_server
 
 pytestmark = pytest.mark.integration
@@ -81,16 +81,6 @@ def stopped(server: Server) -> bool:
         return False
 
 
-async def until(get: Any, ready: Any, timeout: float = 30.0) -> Any:
-    """Poll ``get()`` until ``ready(result)``; the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await get()
-        if ready(result) or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.2)
-
-
 async def send_everything(ingest: Server, n: int, now: int) -> list[str]:
     """Points over Graphite plaintext, logs over syslog, event-log and HTTP; the log messages sent."""
     with socket.create_connection(("127.0.0.1", ingest.ports["graphite"])) as sock:
@@ -144,10 +134,13 @@ async def test_two_ingest_nodes_one_store_one_query_see_everything_exactly_once(
             params = {"measures": "count", "group_by": "host", "from": "-10min"}
             return sorted((await http.get("/api/cube", params=params)).json()["rows"])
 
-        assert await until(points, lambda total: total >= 100) == 100
-        assert await until(entries, lambda got: len(got) >= len(sent)) == sorted(sent)
+        assert await until(points, lambda total: total >= 100, timeout=30) == 100
+        assert await until(entries, lambda got: len(got) >= len(sent), timeout=30) == sorted(sent)
         expected_cube = [["in1", 30], ["in2", 30]]
-        assert await until(transactions, lambda rows: rows == expected_cube) == expected_cube
+        assert (
+            await until(transactions, lambda rows: rows == expected_cube, timeout=30)
+            == expected_cube
+        )
         await asyncio.sleep(2)  # a late duplicate would show now
         assert (await points(), await entries(), await transactions()) == (
             100, sorted(sent), expected_cube,

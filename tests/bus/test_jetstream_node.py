@@ -12,20 +12,10 @@ import httpx
 import pytest
 
 from tests.bus.natsservers import NatsServer
-from tests.nodes import entry, node_settings, send_eventlog
+from tests.nodes import entry, node_settings, send_eventlog, until
 from vigil.node import Node
 
 pytestmark = pytest.mark.integration
-
-
-async def until(get: Any, ready: Any, timeout: float = 10.0) -> Any:
-    """Poll ``get()`` until ``ready(result)``; the last result either way."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await get()
-        if ready(result) or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.1)
 
 
 async def test_points_and_entries_are_stored_and_forwarded_through_jetstream(
