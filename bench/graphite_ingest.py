@@ -186,11 +186,11 @@ ROWS: list[tuple[str, str, str]] = [
 ]
 
 
-def table(results: dict[str, dict[str, Any]]) -> str:
-    """Return the table of medians, one column per server."""
+def table(results: dict[str, dict[str, Any]], titles: dict[str, str]) -> str:
+    """Return the table of medians, one column per server (``titles`` by key)."""
     keys = list(results)
     head = ["median of runs"] + [
-        f"{SERVERS[k].title} ({results[k]['runs_ok']}/{results[k]['runs']})" for k in keys
+        f"{titles[k]} ({results[k]['runs_ok']}/{results[k]['runs']})" for k in keys
     ]
     rows = [head]
     for key, label, fmt in ROWS:
@@ -377,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = {key: medians(r) for key, r in runs.items()}
     print()
-    print(table(results))
+    print(table(results, {key: SERVERS[key].title for key in results}))
     print()
     print(
         "render queries: one series over a day; sumSeries over 100 series and a wildcard over "

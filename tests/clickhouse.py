@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,6 +34,15 @@ CONFIG = HERE / "clickhouse-server.xml"
 USERS = HERE / "clickhouse-users.xml"
 # The databases Vigil creates (``schema.DB``, ``clickhouse_cluster.LOCAL_DB``).
 DATABASES = ("vigil", "vigil_local")
+
+
+def _listening(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:``port``."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 class ClickHouseServer:
@@ -82,6 +92,9 @@ class ClickHouseServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 break
+            if not _listening(self.tcp_port):  # the driver logs every refused connection
+                time.sleep(0.1)
+                continue
             client = self.client()
             try:
                 client.execute("SELECT 1")
