@@ -2,7 +2,7 @@
 
 Run from the repository root (bench/README.md, "Distributed ingest", reads the figures)::
 
-    .venv/bin/python bench/distributed.py --quick          # smoke run, ~2 min
+    .venv/bin/python bench/distributed.py --quick          # smoke run, ~1 min
     .venv/bin/python bench/distributed.py --json out.json  # 3 runs of 1.44M points each
 
 The payload, the sending, the "every point queryable" clock and the render
@@ -34,7 +34,7 @@ from typing import Any
 
 import payload as payload_mod
 import procstat
-from graphite_ingest import medians, run_once, summary_line, table
+from graphite_ingest import common_parser, finish_args, medians, run_interleaved, table
 from servers import REPO, Http, ServerError, Vigil, send_chunks, wait_for_port
 
 sys.path.insert(0, str(REPO))  # the real-server helpers of the tests: one way to start them
@@ -203,38 +203,8 @@ VARIANTS = {cls.key: cls for cls in (Embedded, Split, TwoIngest)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse the command line; --quick fills in small sizes for flags left unset."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    p.add_argument("--only", default=",".join(VARIANTS), help="variants, comma-separated")
-    p.add_argument("--series", type=int, help="number of series (default 5,000; quick 1,000)")
-    p.add_argument("--points", type=int, help="total points (default 1,440,000; quick 200,000)")
-    p.add_argument("--step", type=int, default=10, help="seconds between points (default 10)")
-    p.add_argument("--runs", type=int, help="runs per variant, interleaved (default 3; quick 1)")
-    p.add_argument("--render-reps", type=int, help="timed render repetitions (30; quick 5)")
-    p.add_argument("--quick", action="store_true", help="a smoke run: small payload, one run")
-    p.add_argument("--json", type=Path, help="write all figures to this file")
-    p.add_argument("--chunk-kb", type=int, default=1024, help="sendall chunk size (default 1024)")
-    p.add_argument("--seed", type=int, default=42, help="payload random seed")
-    p.add_argument("--timeout", type=float, default=900, help="seconds until all queryable")
-    p.add_argument("--start-timeout", type=float, default=120, help="seconds for a start")
-    p.add_argument("--stop-timeout", type=float, default=300, help="seconds for a graceful stop")
-    p.add_argument("--settle", type=float, default=2.0, help="idle seconds before the CPU baseline")
-    p.add_argument("--poll", type=float, default=0.2, help="visibility poll interval in seconds")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directories")
-    args = p.parse_args(argv)
-    sizes = (
-        {"series": 1000, "points": 200_000, "runs": 1, "render_reps": 5}
-        if args.quick
-        else {"series": 5000, "points": 1_440_000, "runs": 3, "render_reps": 30}
-    )
-    for key, value in sizes.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.only if s not in VARIANTS]
-    if unknown:
-        p.error(f"--only: unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
-    return args
+    """Parse the command line: the flags of ``graphite_ingest.py`` without its peers'."""
+    return finish_args(common_parser(VARIANTS, __doc__), argv, VARIANTS)
 
 
 def ratio_lines(results: dict[str, dict[str, Any]]) -> list[str]:
@@ -275,18 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"payload: {payload.series:,} series, {payload.points:,} points, {len(payload.chunks)} chunks"
     )
-    runs: dict[str, list[dict[str, Any]]] = {cls.key: [] for cls in selected}
-    for n in range(1, args.runs + 1):
-        for cls in selected:
-            print(f"run {n}/{args.runs} {cls.title} ...", file=sys.stderr, flush=True)
-            try:
-                fig = run_once(cls, payload, args)
-                fig["points_expected"] = payload.points
-                print(f"    {summary_line(fig)}", file=sys.stderr)
-            except (ServerError, OSError) as exc:
-                fig = {"error": str(exc)}
-                print(f"    failed: {exc}", file=sys.stderr)
-            runs[cls.key].append(fig)
+    runs = run_interleaved(selected, payload, args)
     results = {key: medians(r) for key, r in runs.items()}
     print()
     print(table(results, {key: VARIANTS[key].title for key in results}))

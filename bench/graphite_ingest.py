@@ -258,13 +258,13 @@ def ratio_lines(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Parse the command line; --quick fills in small sizes for flags left unset."""
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+def common_parser(servers: dict[str, type[Server]], doc: str | None) -> argparse.ArgumentParser:
+    """The flags of every Graphite ingest benchmark: servers, payload, runs, timeouts."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0] if doc else None)
     p.add_argument(
         "--only",
-        default="vigil,carbon,vm",
-        help="servers to run, comma-separated from: vigil, carbon, vm",
+        default=",".join(servers),
+        help=f"servers to run, comma-separated from: {', '.join(servers)}",
     )
     p.add_argument("--series", type=int, help="number of series (default 5,000; quick 1,000)")
     p.add_argument(
@@ -306,6 +306,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0.1,
         help="visibility poll interval in seconds (default 0.1; each poll costs the server CPU)",
     )
+    p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
+    return p
+
+
+def finish_args(
+    p: argparse.ArgumentParser, argv: list[str] | None, servers: dict[str, type[Server]]
+) -> argparse.Namespace:
+    """Parse ``argv``; --quick fills in small sizes for flags left unset; check --only."""
+    args = p.parse_args(argv)
+    quick = {"series": 1000, "points": 100_000, "runs": 1, "render_reps": 5}
+    full = {"series": 5000, "points": 1_440_000, "runs": 3, "render_reps": 30}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in args.only if s not in servers]
+    if unknown:
+        p.error(f"--only: unknown server {unknown[0]!r}; choose from {', '.join(servers)}")
+    return args
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse the command line: the common flags and those of the peers."""
+    p = common_parser(SERVERS, __doc__)
     p.add_argument(
         "--carbon-retention",
         default=Carbon.retention,
@@ -318,18 +342,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="let VictoriaMetrics answer repeated queries from its response cache",
     )
     p.add_argument("--vigil-bin", type=Path, default=Vigil.binary, help="the vigil command")
-    p.add_argument("--keep", action="store_true", help="keep the temporary data directories")
-    args = p.parse_args(argv)
-    quick = {"series": 1000, "points": 100_000, "runs": 1, "render_reps": 5}
-    full = {"series": 5000, "points": 1_440_000, "runs": 3, "render_reps": 30}
-    for key, value in (quick if args.quick else full).items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = [s for s in args.only if s not in SERVERS]
-    if unknown:
-        p.error(f"--only: unknown server {unknown[0]!r}; choose from {', '.join(SERVERS)}")
-    return args
+    return finish_args(p, argv, SERVERS)
+
+
+def run_interleaved(
+    selected: list[type[Server]], payload: Payload, args: argparse.Namespace
+) -> dict[str, list[dict[str, Any]]]:
+    """``args.runs`` runs of each server, interleaved (run 1 of each, then run 2, ...)."""
+    runs: dict[str, list[dict[str, Any]]] = {cls.key: [] for cls in selected}
+    for n in range(1, args.runs + 1):
+        for cls in selected:
+            print(f"run {n}/{args.runs} {cls.title} ...", file=sys.stderr, flush=True)
+            try:
+                fig = run_once(cls, payload, args)
+                fig["points_expected"] = payload.points
+                print(f"    {summary_line(fig)}", file=sys.stderr)
+            except (ServerError, OSError) as exc:
+                fig = {"error": str(exc)}
+                print(f"    failed: {exc}", file=sys.stderr)
+            runs[cls.key].append(fig)
+    return runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,18 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(generated in {time.perf_counter() - t:.1f} s)"
     )
 
-    runs: dict[str, list[dict[str, Any]]] = {cls.key: [] for cls in selected}
-    for n in range(1, args.runs + 1):
-        for cls in selected:
-            print(f"run {n}/{args.runs} {cls.title} ...", file=sys.stderr, flush=True)
-            try:
-                fig = run_once(cls, payload, args)
-                fig["points_expected"] = payload.points
-                print(f"    {summary_line(fig)}", file=sys.stderr)
-            except (ServerError, OSError) as exc:
-                fig = {"error": str(exc)}
-                print(f"    failed: {exc}", file=sys.stderr)
-            runs[cls.key].append(fig)
+    runs = run_interleaved(selected, payload, args)
 
     results = {key: medians(r) for key, r in runs.items()}
     print()
