@@ -314,12 +314,18 @@ class Vigil(Server):
         40 s when idle, longer under writes); ``du`` counts them until then,
         so the bytes of live parts that the engine reports are returned too.
         """
-        status, body = self.client().request("POST", "/api/compact")
+        return self.compact_and_wait(self.client())
+
+    def compact_and_wait(self, http: Http) -> int:
+        """``POST /api/compact`` to ``http``, then wait (60 s at most) for merged-away parts to go."""
+        status, body = http.request("POST", "/api/compact")
         if status != 200:
             raise ServerError(f"/api/compact -> HTTP {status}: {body[:300]!r}")
         active = sum(t["bytes_on_disk"] for t in json.loads(body)["storage"].values())
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and disk_usage(self.data_dir)[0] > 1.1 * active + 2**20:
+        while time.monotonic() < deadline:
+            if disk_usage(self.data_dir, self.cache_entries)[0] <= 1.1 * active + 2**20:
+                break
             time.sleep(2)
         return int(active)
 
