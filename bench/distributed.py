@@ -109,6 +109,7 @@ class Split(Vigil):
             ),
         ]
         self.ingest = [m for m in self.members if m.name.startswith("ingest")]
+        self._cpu_samples: list[dict[str, float]] = []
 
     def start(self, timeout: float) -> None:
         """Start NATS and ClickHouse, then the store (it creates the tables), query, ingest."""
@@ -123,17 +124,33 @@ class Split(Vigil):
         query = self.members[1]
         self.http, self.graphite_port = query.http, self.ingest[0].graphite_port
 
-    def _pids(self) -> list[int]:
-        procs = [self.nats.process, self.clickhouse.process, *(m.proc for m in self.members)]
-        return [p.pid for p in procs if p is not None]
+    def _pids(self) -> dict[str, int]:
+        procs = {
+            "nats": self.nats.process,
+            "clickhouse": self.clickhouse.process,
+            **{m.name: m.proc for m in self.members},
+        }
+        return {name: p.pid for name, p in procs.items() if p is not None}
 
     def cpu_seconds(self) -> float:
-        """CPU-seconds of every process: NATS, ClickHouse and each Vigil member."""
-        return sum(procstat.cpu_seconds(pid) for pid in self._pids())
+        """CPU-seconds of every process: NATS, ClickHouse and each Vigil member.
+
+        Each call is kept per process: ``breakdown`` tells the first from the last.
+        """
+        sample = {name: procstat.cpu_seconds(pid) for name, pid in self._pids().items()}
+        self._cpu_samples.append(sample)
+        return sum(sample.values())
+
+    def breakdown(self, points: int) -> dict[str, float]:
+        """CPU-seconds per million points of each process, between the first and last sample."""
+        first, last = self._cpu_samples[0], self._cpu_samples[-1]
+        return {
+            f"cpu_s_per_mpoints:{name}": (last[name] - first[name]) / points * 1e6 for name in last
+        }
 
     def peak_rss_bytes(self) -> int:
         """Peak resident memory summed over every process."""
-        return sum(procstat.peak_rss_bytes(pid) for pid in self._pids())
+        return sum(procstat.peak_rss_bytes(pid) for pid in self._pids().values())
 
     def check_alive(self) -> None:
         """Raise ServerError if a Vigil member has exited."""
@@ -249,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     results = {key: medians(r) for key, r in runs.items()}
     print()
     print(table(results, {key: VARIANTS[key].title for key in results}))
+    for key, fig in results.items():
+        shares = {
+            k.split(":", 1)[1]: v for k, v in fig.items() if k.startswith("cpu_s_per_mpoints:")
+        }
+        if shares:
+            parts = ", ".join(f"{name} {value:.2f}" for name, value in shares.items())
+            print(f"\nCPU-s per M points by process, {VARIANTS[key].title}: {parts}")
     lines = ratio_lines(results)
     if lines:
         print("\nratios to the embedded default (medians):")

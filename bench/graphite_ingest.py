@@ -125,6 +125,7 @@ def measure(server: Server, payload: Payload, args: argparse.Namespace) -> dict[
                     file=sys.stderr,
                 )
         fig["peak_rss_mb"] = server.peak_rss_bytes() / 2**20
+        fig.update(server.breakdown(payload.points))
         live = server.settle()
         if live is not None:
             fig["live_bytes_per_point"] = live / payload.points

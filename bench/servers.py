@@ -175,6 +175,10 @@ class Server(ABC):
         """Peak resident memory of the server's processes (summed: an upper bound)."""
         return procstat.peak_rss_bytes(self.pid)
 
+    def breakdown(self, points: int) -> dict[str, float]:
+        """Figures per process of a server of several (none for one process)."""
+        return {}
+
     def send(self, chunks: list[bytes]) -> None:
         """Send the plaintext payload over one TCP connection to the Graphite port."""
         send_chunks(self.graphite_port, chunks)
