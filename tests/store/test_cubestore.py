@@ -274,3 +274,51 @@ def test_a_day_from_the_day_table_equals_the_same_entries_from_hours(store: SqlS
     assert whole.segments()[0][0] == 86_400
     assert {step for step, _, _ in hours.segments()} == {60, 3_600}
     assert store.cube.query(whole).rows == store.cube.query(hours).rows
+
+
+def test_batches_of_the_same_keys_merge_to_one_row_per_key(store: SqlStore) -> None:
+    """Every backend merges partial cubes of the same key (18.16 through states): one row each."""
+    base = T0 - 2 * 86_400  # a day of its own, whole hours before and after
+    entries = [
+        {"host": f"h{h}", "name": f"n{n}", "second": 60 * m + h, "duration_ms": 1.5 + 7 * h + n * m}
+        for h in range(4) for n in range(2) for m in range(3)
+    ]  # fmt: skip
+    for batch in range(5):
+        store.logs.write(logs_from_rows([
+            {"ts": (base + e["second"]) * 1000, "uid": 10**8 * (batch + 1) + i, "kind": "end",
+             "app": "rows", "host": e["host"], "name": e["name"], "duration_ms": e["duration_ms"]}
+            for i, e in enumerate(entries)
+        ]))  # fmt: skip
+    store.cube.settle()
+    store.compact()
+
+    def rows(step: int) -> int:
+        sql = f"SELECT count() AS n FROM vigil.cube_{step} WHERE app = 'rows'"
+        return int(store.cube.read(sql).column("n")[0].as_py())
+
+    # Keys: 3 minutes (and 10 s buckets) x 4 hosts x 2 names; one hour, one day.
+    counted = {step: rows(step) for step in (10, 60, 3_600, 86_400)}
+    assert counted == {10: 24, 60: 24, 3_600: 8, 86_400: 8}
+    measures = ("count", "min", "max", "sum", "p50", "p99")
+    minutes = CubeQuery(base, base + 180, measures=measures, step=60,
+                        filters={"app": ("rows",), "host": ("h0", "h3")})  # fmt: skip
+    day = CubeQuery(base - base % 86_400, base - base % 86_400 + 86_400, measures=measures,
+                    group_by=("name",), filters={"app": ("rows",)})  # fmt: skip
+    assert day.segments()[0][0] == 86_400
+    assert (store.cube.query(minutes).rows, store.cube.query(day).rows) == GOLDEN_MERGED
+    empty = CubeQuery(base + 600, base + 660, measures=measures, filters={"app": ("rows",)})
+    assert store.cube.query(empty).rows == []
+
+
+# The queries of the test above as the embedded engine answers them: every backend must.
+GOLDEN_MERGED = (
+    [
+        [1_763_727_180, 20, 1.5, 22.5, 240.0, 1.5067630358630413, 22.42224777916764],
+        [1_763_727_240, 20, 1.5, 23.5, 250.0, 2.4842736738327003, 23.337348188479655],
+        [1_763_727_300, 20, 1.5, 24.5, 260.0, 3.4903138713917636, 24.289795823965004],
+    ],
+    [
+        ["n0", 60, 1.5, 22.5, 720.0, 8.415043540310299, 22.42224777916764],
+        ["n1", 60, 1.5, 24.5, 780.0, 10.485866843149289, 24.289795823965004],
+    ],
+)

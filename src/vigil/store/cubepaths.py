@@ -21,7 +21,13 @@ import pyarrow as pa
 from vigil.query.cubequery import QUANTILES, STEPS
 from vigil.query.series import Series
 from vigil.query.source import MetricNode
-from vigil.store.cubestore import COUNTERS, measure_values, merged_quantiles, table
+from vigil.store.cubestore import (
+    COUNTERS,
+    measure_values,
+    merged_counters,
+    merged_quantiles,
+    table,
+)
 from vigil.store.dialect import EMBEDDED, Dialect
 from vigil.store.pathglob import glob_body
 
@@ -113,11 +119,9 @@ def fetch(
         conds += [f"match({_safe(dim, d)}, {_regex(g)})" for dim, g in zip(PATH_DIMS, parts[1:-1])]
         keys = ", ".join(f"{_safe(dim, d)} AS {dim}" for dim in PATH_DIMS)
         levels = [QUANTILES[m] for m in measures if m in QUANTILES]
-        sketch = f", {d.sum_map('bins')} AS merged" if levels else ""
+        sketch = f", {d.aggregate_value('sumMap', 'bins')} AS merged" if levels else ""
         sql = (
-            f"SELECT {keys}, toUInt32(ts) AS bucket, sum(cnt) AS cnt, sum(errors) AS errors,"
-            " sum(txn) AS txn, sum(dur_sum) AS dur_sum, min(dur_min) AS dur_min,"
-            f" max(dur_max) AS dur_max{sketch} FROM {table(step)}"
+            f"SELECT {keys}, toUInt32(ts) AS bucket, {merged_counters(d)}{sketch} FROM {table(step)}"
             f" WHERE {' AND '.join(conds)} GROUP BY {', '.join(PATH_DIMS)}, bucket"
         )
         result = query(sql)

@@ -12,9 +12,15 @@ key-wise sum: partial cubes (one per insert, per node, per shard) merge to
 the same cube in any order, the aggregator/combiner split with the engine
 as combiner.
 
+Servers without ``SimpleAggregateFunction`` (18.16) keep ``AggregateFunction``
+states instead: partial cubes go into ``cube_<step>_in`` (engine ``Null``),
+whose materialized view turns each row into states (``sumState``,
+``sumMapState`` ...) for the table, and reads take -Merge of them.
+
 Queries sum the counters in the engine. Quantiles read the bins of every
 row in range as they are (plain arrays, no aggregate state to build) and
-merge them per group in numpy; whole days of a range come from the 1-day
+merge them per group in numpy, or on servers with states take the
+``sumMapMerge`` of each group; whole days of a range come from the 1-day
 table, so a day of a group is one row (``CubeQuery.segments``).
 """
 
@@ -49,14 +55,20 @@ log = logging.getLogger(__name__)
 
 DB = "vigil"
 _DIMS = "app, name, dc, cluster, host, type, status"
-# The summed columns of a cube row, as query results name them too.
-COUNTERS = ("cnt", "errors", "txn", "dur_sum", "dur_min", "dur_max")
-_COLUMNS = f"ts, {_DIMS}, {', '.join(COUNTERS)}, bins"
-_SUMS = (
-    "sum(cnt) AS cnt, sum(errors) AS errors, sum(txn) AS txn, sum(dur_sum) AS dur_sum,"
-    " min(dur_min) AS dur_min, max(dur_max) AS dur_max"
-)
 _BINS_TYPE = "Tuple(Array(Int32), Array(UInt64))"
+# The measures of a cube row: how the engine merges each, and its type in a partial cube.
+_MERGED = {
+    "cnt": ("sum", "UInt64"),
+    "errors": ("sum", "UInt64"),
+    "txn": ("sum", "UInt64"),
+    "dur_sum": ("sum", "Float64"),
+    "dur_min": ("min", "Float64"),
+    "dur_max": ("max", "Float64"),
+    "bins": ("sumMap", _BINS_TYPE),
+}
+# The summed columns of a cube row, as query results name them too.
+COUNTERS = tuple(c for c in _MERGED if c != "bins")
+_COLUMNS = f"ts, {_DIMS}, {', '.join(_MERGED)}"
 # Quantiles merge the bins of every row read; past this many rows a query is refused.
 MAX_SKETCH_ROWS = 10_000_000
 # (group, key) packed in one int64 to sort a group's bins: keys fit in 18 bits once shifted.
@@ -68,36 +80,56 @@ def table(step: int, db: str = DB) -> str:
     return f"{db}.cube_{step}"
 
 
+def input_table(step: int, d: Dialect = EMBEDDED, db: str = DB) -> str:
+    """Where partial cubes of one step are inserted: the table, or its states' view's input."""
+    return table(step, db) if d.simple_aggregates else f"{table(step, db)}_in"
+
+
 def _create(name: str, step: int, d: Dialect = EMBEDDED) -> str:
     partition = "toYYYYMMDD(ts)" if step < 3600 else "toYYYYMM(ts)"
-    low = d.short_string
-
-    def merged(function: str, arg: str) -> str:
-        # Without SimpleAggregateFunction the rows of each insert stay as they are
-        # (plain MergeTree): every read sums its rows anyway.
-        return f"SimpleAggregateFunction({function}, {arg})" if d.simple_aggregates else arg
-
-    engine = "AggregatingMergeTree" if d.simple_aggregates else "MergeTree"
+    measures = ", ".join(f"{c} {d.aggregate_type(f, kind)}" for c, (f, kind) in _MERGED.items())
     return (
-        f"CREATE TABLE IF NOT EXISTS {name} (ts DateTime{d.codec('DoubleDelta, ZSTD')},"
-        f" dc {low}, cluster {low}, host {low}, app {low}, type {low}, name {low},"
-        f" status Int32, cnt {merged('sum', 'UInt64')},"
-        f" errors {merged('sum', 'UInt64')},"
-        f" txn {merged('sum', 'UInt64')},"
-        f" dur_sum {merged('sum', 'Float64')},"
-        f" dur_min {merged('min', 'Float64')},"
-        f" dur_max {merged('max', 'Float64')},"
-        f" bins {merged('sumMap', _BINS_TYPE)})"
-        f" ENGINE = {engine} PARTITION BY {partition}"
+        f"CREATE TABLE IF NOT EXISTS {name} ({_dimensions(d)}, {measures})"
+        f" ENGINE = AggregatingMergeTree PARTITION BY {partition}"
         f" ORDER BY (ts, {_DIMS}) {d.merge_tree_settings}"
     )
 
 
-def create_statements(d: Dialect = EMBEDDED, db: str = DB) -> list[str]:
-    """Idempotent DDL: one table per step; the views that fed older versions are dropped."""
-    return [_create(table(step, db), step, d) for step in STEPS] + [
-        d.drop_view(f"{table(step, db)}_mv") for step in STEPS
+def _dimensions(d: Dialect) -> str:
+    low = d.short_string
+    return (
+        f"ts DateTime{d.codec('DoubleDelta, ZSTD')}, dc {low}, cluster {low}, host {low},"
+        f" app {low}, type {low}, name {low}, status Int32"
+    )
+
+
+def _create_input(step: int, d: Dialect, db: str) -> list[str]:
+    """A ``Null`` table taking partial cubes, and the view making them states of ``step``'s table."""
+    measures = ", ".join(f"{c} {kind}" for c, (_, kind) in _MERGED.items())
+    states = ", ".join(f"{d.aggregate_state(f, c)} AS {c}" for c, (f, _) in _MERGED.items())
+    source = input_table(step, d, db)
+    return [
+        f"CREATE TABLE IF NOT EXISTS {source} ({_dimensions(d)}, {measures}) ENGINE = Null",
+        # A partial cube has one row per key already; GROUP BY is what -State needs.
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {source}_mv TO {table(step, db)} AS"
+        f" SELECT ts, {_DIMS}, {states} FROM {source} GROUP BY ts, {_DIMS}",
     ]
+
+
+def create_statements(d: Dialect = EMBEDDED, db: str = DB) -> list[str]:
+    """Idempotent DDL: one table per step (and its input on servers without simple aggregates).
+
+    The views that fed older versions from the log table are dropped.
+    """
+    stmts = [_create(table(step, db), step, d) for step in STEPS]
+    if not d.simple_aggregates:
+        stmts += [stmt for step in STEPS for stmt in _create_input(step, d, db)]
+    return stmts + [d.drop_view(f"{table(step, db)}_mv") for step in STEPS]
+
+
+def merged_counters(d: Dialect = EMBEDDED) -> str:
+    """The counters of the rows read, merged per group, named as ``COUNTERS``."""
+    return ", ".join(f"{d.aggregate_value(_MERGED[c][0], c)} AS {c}" for c in COUNTERS)
 
 
 class CubeStore:
@@ -137,7 +169,7 @@ class CubeStore:
         with plain arrays (the same sums); a 1-day table created next to
         existing hours is filled from them.
         """
-        for step in STEPS:
+        for step in STEPS if self._d.simple_aggregates else ():
             sql = (
                 "SELECT type FROM system.columns"
                 f" WHERE database = '{DB}' AND table = 'cube_{step}' AND name = 'bins'"
@@ -150,8 +182,9 @@ class CubeStore:
             log.warning("cube: filling %s from the %d rows of %s", day, rows, hour)
             bucket = f"toDateTime(intDiv(toUInt32(ts), {STEPS[-1]}) * {STEPS[-1]})"
             self._execute(
-                f"INSERT INTO {day} ({_COLUMNS}) SELECT {bucket} AS day, {_DIMS}, {_SUMS},"
-                f" {self._d.sum_map('bins')} FROM {hour} GROUP BY day, {_DIMS}"
+                f"INSERT INTO {input_table(STEPS[-1], self._d)} ({_COLUMNS}) SELECT {bucket} AS day,"
+                f" {_DIMS}, {merged_counters(self._d)}, {self._d.aggregate_value('sumMap', 'bins')}"
+                f" FROM {hour} GROUP BY day, {_DIMS}"
             )
 
     def _count(self, name: str) -> int:
@@ -189,7 +222,7 @@ class CubeStore:
         while (entries := self._pending.get()) is not None:
             try:
                 for step, rows in partial_cubes(entries, STEPS).items():
-                    self._insert(table(step), rows)
+                    self._insert(input_table(step, self._d), rows)
             except Exception:  # the thread must go on: a batch lost is logged and counted
                 self.failures += 1
                 log.exception("cube: %d entries could not be counted", entries.num_rows)
@@ -239,11 +272,17 @@ class CubeStore:
         source = _source(q)
         select = "".join(k + ", " for k in keys)
         order = f" ORDER BY {', '.join(names)}" if keys else ""
-        if not levels:
+        if not levels or not self._d.simple_aggregates:
+            # Bins kept as states merge per group in the engine (sumMapMerge).
+            bins = f", {self._d.aggregate_value('sumMap', 'bins')} AS bins" if levels else ""
             group = f" GROUP BY {', '.join(names)}" if keys else ""
-            sql = f"SELECT {select}{_SUMS} FROM {source}{group} HAVING cnt > 0{order}"
+            sql = (
+                f"SELECT {select}{merged_counters(self._d)}{bins} FROM {source}{group}"
+                f" HAVING cnt > 0{order}"
+            )
             result = self._query(f"{sql} LIMIT {MAX_ROWS + 1}")
-            groups, counters, quantiles = result, _counters(result), None
+            groups, counters = result, _counters(result)
+            quantiles = merged_quantiles(result.column("bins"), levels) if levels else None
         else:
             sql = f"SELECT {select}{', '.join(COUNTERS)}, bins FROM {source}{order}"
             result = self._query(f"{sql} LIMIT {MAX_SKETCH_ROWS + 1}")

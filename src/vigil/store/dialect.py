@@ -133,15 +133,24 @@ class Dialect:
         return "DateTime64(3)" if self.datetime64 else "Int64"
 
     def aggregate_type(self, function: str, arg: str) -> str:
-        """A column the engine merges by ``function`` (sum, min, max)."""
-        kind = "SimpleAggregateFunction" if self.simple_aggregates else "AggregateFunction"
-        return f"{kind}({function}, {arg})"
+        """A column the engine merges by ``function`` (sum, min, max; sumMap of ``Tuple(keys, values)``).
+
+        >>> Dialect(simple_aggregates=False).aggregate_type("sumMap", "Tuple(Array(Int32), Array(UInt64))")
+        'AggregateFunction(sumMap, Array(Int32), Array(UInt64))'
+        """
+        if self.simple_aggregates:
+            return f"SimpleAggregateFunction({function}, {arg})"
+        if function == "sumMap":  # the state of the two arrays, as -State takes them
+            arg = arg.removeprefix("Tuple(").removesuffix(")")
+        return f"AggregateFunction({function}, {arg})"
 
     def aggregate_state(self, function: str, expr: str, condition: str = "") -> str:
         """What a materialized view writes into an ``aggregate_type`` column (rows where ``condition``)."""
-        if self.simple_aggregates:
-            return f"{function}If({expr}, {condition})" if condition else f"{function}({expr})"
-        return f"{function}StateIf({expr}, {condition})" if condition else f"{function}State({expr})"
+        combinator = "" if self.simple_aggregates else "State"
+        args = self._arguments(function, expr, plain=self.simple_aggregates)
+        if condition:
+            return f"{function}{combinator}If({args}, {condition})"
+        return f"{function}{combinator}({args})"
 
     def aggregate_count(self) -> str:
         """The row count written into an ``aggregate_type('sum', 'UInt64')`` column."""
@@ -149,11 +158,25 @@ class Dialect:
 
     def aggregate_remerge(self, function: str, column: str) -> str:
         """An ``aggregate_type`` column merged into a coarser one of the same type."""
-        return f"{function}({column})" if self.simple_aggregates else f"{function}MergeState({column})"
+        if self.simple_aggregates:
+            return f"{function}({self._arguments(function, column, plain=True)})"
+        return f"{function}MergeState({column})"
 
     def aggregate_value(self, function: str, column: str) -> str:
         """The merged value of an ``aggregate_type`` column in a read."""
-        return f"{function}({column})" if self.simple_aggregates else f"{function}Merge({column})"
+        if self.simple_aggregates:
+            return f"{function}({self._arguments(function, column, plain=True)})"
+        return f"{function}Merge({column})"
+
+    def _arguments(self, function: str, expr: str, plain: bool) -> str:
+        """``expr`` as the arguments of ``function``.
+
+        ``sumMap`` of a ``Tuple(keys, values)`` takes the two arrays, except
+        for a plain sum on engines that take the tuple whole.
+        """
+        if function != "sumMap" or (plain and self.modern_functions):
+            return expr
+        return f"{expr}.1, {expr}.2"
 
     @property
     def merge_tree_settings(self) -> str:
@@ -215,7 +238,7 @@ class Dialect:
 
     def sum_map(self, column: str) -> str:
         """Key-wise sum of a ``Tuple(Array, Array)`` column."""
-        return f"sumMap({column})" if self.modern_functions else f"sumMap({column}.1, {column}.2)"
+        return f"sumMap({self._arguments('sumMap', column, plain=True)})"
 
     def drop_table(self, name: str) -> str:
         """Drop a table now (not 8 minutes later) where the engine can."""
