@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from vigil.model import logs_from_rows
 from vigil.query.cubequery import CubeQuery, CubeQueryError
 from vigil.query.source import MetricNode
 from vigil.store.cubestore import CubeStore
+from vigil.store.dialect import EMBEDDED
 from vigil.store.interface import StorageError
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
@@ -322,3 +324,11 @@ GOLDEN_MERGED = (
         ["n1", 60, 1.5, 24.5, 780.0, 10.485866843149289, 24.289795823965004],
     ],
 )
+
+
+def test_plain_cube_rows_of_an_earlier_version_are_refused_where_states_are_kept() -> None:
+    plain = pa.table({"type": ["Tuple(Array(Int32), Array(UInt64))"]})
+    old_server = dataclasses.replace(EMBEDDED, simple_aggregates=False)
+    cube = CubeStore(lambda sql: plain, lambda sql: None, lambda t, r: None, dialect=old_server)
+    with pytest.raises(StorageError, match=r"vigil.cube_10 holds plain rows .*\(DROP TABLE"):
+        cube.upgrade()

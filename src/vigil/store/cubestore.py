@@ -49,6 +49,7 @@ from vigil.query.cubequery import (
 )
 from vigil.sketch import grouped_quantiles
 from vigil.store.dialect import EMBEDDED, Dialect
+from vigil.store.interface import StorageError
 from vigil.store.schema import in_conditions
 
 log = logging.getLogger(__name__)
@@ -167,16 +168,25 @@ class CubeStore:
 
         Tables that kept the bins as a ``sumMap`` aggregate state are rebuilt
         with plain arrays (the same sums); a 1-day table created next to
-        existing hours is filled from them.
+        existing hours is filled from them. On a server that keeps states,
+        plain rows of an earlier version are refused (they cannot take states).
         """
-        for step in STEPS if self._d.simple_aggregates else ():
+        for step in STEPS:
             sql = (
                 "SELECT type FROM system.columns"
                 f" WHERE database = '{DB}' AND table = 'cube_{step}' AND name = 'bins'"
             )
             kind = self._query(sql).column("type").to_pylist()
-            if kind and str(kind[0]).startswith("AggregateFunction"):
+            states = bool(kind) and str(kind[0]).startswith("AggregateFunction")
+            if self._d.simple_aggregates and states:
                 self._rebuild(step)
+            elif kind and not self._d.simple_aggregates and not states:
+                raise StorageError(
+                    f"{table(step)} holds plain rows of an earlier Vigil, which this server"
+                    " (without SimpleAggregateFunction) keeps as aggregate states: drop the"
+                    " cube tables (DROP TABLE vigil_local.cube_* on every server of a cluster,"
+                    " vigil.cube_* on one server; the cube starts empty) and start again"
+                )
         day, hour = table(STEPS[-1]), table(STEPS[-2])
         if self._count(day) == 0 and (rows := self._count(hour)):
             log.warning("cube: filling %s from the %d rows of %s", day, rows, hour)
