@@ -4,7 +4,9 @@ Each server gets free loopback ports and a directory of its own, configured
 from ``tests/clickhouse-server.xml``; all servers started together form the
 cluster ``vigil`` in every one's ``remote_servers`` (one shard each), so any
 of them can be the initiator. ``reset`` drops what Vigil created, for a
-fresh store on the same servers.
+fresh store on the same servers. A server given ``tls`` files also listens
+for TLS on ``tls_port`` (native protocol), with the certificate of
+``tls.server_cert``.
 
     cluster = ClickHouseCluster(tmp_path, shards=2)
     cluster.start()
@@ -26,12 +28,21 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as DriverError
 
 from tests.bus.natsservers import free_port
+from tests.tlsfiles import TlsFiles
 from vigil.store.clickhouse_server import ServerAddress
 
 CLICKHOUSE_SERVER = shutil.which("clickhouse-server") or "/usr/sbin/clickhouse-server"
 HERE = Path(__file__).parent
 CONFIG = HERE / "clickhouse-server.xml"
 USERS = HERE / "clickhouse-users.xml"
+# The secure native port: the server presents its certificate and asks none of clients.
+TLS = """    <tcp_port_secure>{port}</tcp_port_secure>
+    <openSSL><server>
+        <certificateFile>{tls.server_cert}</certificateFile>
+        <privateKeyFile>{tls.server_key}</privateKeyFile>
+        <verificationMode>none</verificationMode>
+        <loadDefaultCAFile>false</loadDefaultCAFile>
+    </server></openSSL>"""
 # The databases Vigil creates (``schema.DB``, ``clickhouse_cluster.LOCAL_DB``).
 DATABASES = ("vigil", "vigil_local")
 
@@ -46,12 +57,14 @@ def _listening(port: int) -> bool:
 
 
 class ClickHouseServer:
-    """One clickhouse-server with its data in ``directory``."""
+    """One clickhouse-server with its data in ``directory``, and a TLS port with ``tls``."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, tls: TlsFiles | None = None) -> None:
         self.directory = directory
         self.tcp_port = free_port()
         self.http_port = free_port()
+        self.tls = tls
+        self.tls_port = free_port() if tls else 0
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -72,6 +85,7 @@ class ClickHouseServer:
             .replace("@HTTP_PORT@", str(self.http_port))
             .replace("@TCP_PORT@", str(self.tcp_port))
             .replace("@SHARDS@", shards)
+            .replace("@TLS@", TLS.format(port=self.tls_port, tls=self.tls) if self.tls else "")
         )
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "config.xml").write_text(text)

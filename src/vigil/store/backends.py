@@ -51,6 +51,7 @@ def open_server(
     """The store on a ClickHouse server, or on ``cluster`` (a name in its ``remote_servers``)."""
     conn = address.connect()
     try:
+        conn.login()
         dialect = detect_dialect(conn, PROBE_DB)
         servers = clickhouse_cluster.shard_addresses(conn, cluster) if cluster else []
     finally:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import ssl
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as DriverError
+from clickhouse_driver.errors import ServerException
 
 from vigil.store.dialect import Dialect, detect
 
@@ -35,6 +37,8 @@ SESSION_SETTINGS: dict[str, Any] = {
 
 # Where the probes at start create their tables (dropped after).
 PROBE_DB = "vigil_probe"
+# Server error codes of a refused login: unknown user, wrong, required password, failed.
+_LOGIN_REFUSED = {192, 193, 194, 516}
 
 _INTEGERS = {
     "UInt8": pa.uint8(),
@@ -89,6 +93,38 @@ class ServerAddress:
         return ServerConnection(self)
 
 
+class ServerLoginError(ConnectionError):
+    """The server cannot be reached or refused the login; the message names the setting to fix."""
+
+
+def _login_failure(address: ServerAddress, error: Exception) -> ServerLoginError:
+    """What ``error``, met on the first round trip to ``address``, means for the settings."""
+    where = f"ClickHouse at {address.host}:{address.port}"
+    if isinstance(error, ServerException) and error.code in _LOGIN_REFUSED:
+        reason = error.message.split(". Stack trace")[0].removeprefix("DB::Exception: ")
+        return ServerLoginError(
+            f"{where} refused user {address.user!r} ({reason}):"
+            " check clickhouse_user and clickhouse_password"
+        )
+    if address.secure and address.ca_file:
+        try:  # the driver reads the file on connect and reports it as a network error
+            ssl.create_default_context(cafile=address.ca_file)
+        except OSError as e:
+            return ServerLoginError(
+                f"clickhouse_ca_file = {address.ca_file!r}: cannot use it ({e})"
+            )
+    if "CERTIFICATE_VERIFY_FAILED" in str(error):
+        trusted = repr(address.ca_file) if address.ca_file else "the system's CAs"
+        return ServerLoginError(
+            f"{where}: its TLS certificate is not signed by {trusted} ({error}):"
+            " set clickhouse_ca_file to the CA certificate (PEM) that signed it"
+        )
+    tls = "with" if address.secure else "without"
+    return ServerLoginError(
+        f"cannot reach {where} {tls} TLS ({error}): check clickhouse and clickhouse_secure"
+    )
+
+
 class ServerConnection:
     """One native-protocol session speaking the ``sqlstore.Connection`` protocol."""
 
@@ -106,6 +142,13 @@ class ServerConnection:
             **tls,
         )
         self._columns: dict[str, dict[str, str]] = {}
+
+    def login(self) -> None:
+        """Reach the server and log in, or raise ``ServerLoginError`` saying which setting to fix."""
+        try:
+            self._client.execute("SELECT 1")
+        except (DriverError, OSError, EOFError) as e:
+            raise _login_failure(self.address, e) from None
 
     def execute(self, sql: str) -> None:
         """Run a statement that returns nothing."""
@@ -258,5 +301,3 @@ def detect_dialect(conn: ServerConnection, scratch_db: str) -> Dialect:
         return detect(version, probe, scratch_db)
     finally:
         conn.execute(f"DROP DATABASE IF EXISTS {scratch_db}")
-
-
