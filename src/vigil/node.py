@@ -21,6 +21,7 @@ from vigil.bus.fanout import Bus
 from vigil.bus.jetstream import JetStream
 from vigil.bus.layout import DestinationSpec, destination_specs
 from vigil.bus.metrics import register_bus_metrics
+from vigil.bus.natslogin import NatsLogin
 from vigil.bus.queue import Queue
 from vigil.bus.spool import Spool
 from vigil.cube.backfill import Backfill
@@ -92,7 +93,10 @@ class Node:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if s.bus.bus_nats:
             self.jetstream = await JetStream.connect(
-                s.bus.bus_nats, node=self.telemetry.node, replicas=s.bus.bus_nats_replicas
+                s.bus.bus_nats,
+                node=self.telemetry.node,
+                replicas=s.bus.bus_nats_replicas,
+                login=NatsLogin.from_settings(s.bus),
             )
         if READS_STORAGE.intersection(self.stages):
             self.storage = await asyncio.to_thread(open_storage, s, self.data_dir)

@@ -135,6 +135,17 @@ class BusSettings:
     bus_nats_replicas: int = setting(
         1, "Replicas of each JetStream stream of the bus (3 on a 3-node NATS cluster)."
     )
+    bus_nats_user: str = setting(
+        "", "NATS user, for servers with an authorization block; empty: none (or the URL's)."
+    )
+    bus_nats_password: str = setting("", "Password of bus_nats_user.")
+    bus_nats_ca_file: str = setting(
+        "", "CA certificates (PEM) to verify NATS servers that require TLS; empty: the system's."
+    )
+    bus_nats_cert_file: str = setting(
+        "", "Client certificate (PEM) for NATS servers that verify clients (tls { verify: true })."
+    )
+    bus_nats_key_file: str = setting("", "Private key (PEM) of bus_nats_cert_file.")
 
 
 @dataclasses.dataclass(frozen=True)

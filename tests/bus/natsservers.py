@@ -2,7 +2,10 @@
 
 Each server listens on free loopback ports and keeps its JetStream files in
 a temporary directory; ``stop`` (or ``kill``) ends it, ``start`` brings it
-back on the same ports and files, as a restart after a crash would.
+back on the same ports and files, as a restart after a crash would. A
+server given ``tls`` files requires TLS with ``tls.server_cert`` and client
+certificates signed by ``tls.ca``; one given ``login`` (user, password)
+requires that login.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+
+from tests.tlsfiles import TlsFiles
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 
@@ -28,8 +33,17 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server with JetStream, configured by a file in ``directory``."""
 
-    def __init__(self, directory: Path, name: str = "n1", cluster: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        name: str = "n1",
+        cluster: str = "",
+        tls: TlsFiles | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.directory = directory
+        self.tls = tls
+        self.login = login
         self.port = free_port()
         self.cluster_port = free_port()
         self.config = directory / f"{name}.conf"
@@ -50,6 +64,15 @@ class NatsServer:
             f"port: {self.port}",
             f'jetstream {{ store_dir: "{self.directory / self.name}" }}',
         ]
+        if self.tls:
+            lines.append(
+                f'tls {{ cert_file: "{self.tls.server_cert}", key_file: "{self.tls.server_key}",'
+                f' ca_file: "{self.tls.ca}", verify: true }}'
+            )
+        if self.login:
+            lines.append(
+                f'authorization {{ user: "{self.login[0]}", password: "{self.login[1]}" }}'
+            )
         if routes:
             listed = ", ".join(f'"nats-route://127.0.0.1:{p}"' for p in routes)
             lines.append(

@@ -80,6 +80,7 @@ from nats.js.api import (
 
 from vigil.bus import codec
 from vigil.bus.destination import BusFull, Delivery, Overflow, counters
+from vigil.bus.natslogin import NatsLogin, refusal, shown
 from vigil.bus.spool import Spool
 from vigil.model import LOGS_SCHEMA, POINTS_SCHEMA
 from vigil.sketch import SKETCH_SCHEMA
@@ -385,26 +386,44 @@ class JetStream:
         ack_wait: float = 30.0,
         retry_seconds: float = 30.0,
         timeout: float = 5.0,
+        login: NatsLogin | None = None,
+        connect_seconds: float = 10.0,
     ) -> JetStream:
         """Connect to ``servers`` (comma-separated NATS URLs); reconnects on its own after that.
 
         ``node`` names this process in the names of the consumers of its own.
+        ``login``: user, password and TLS files (none by default).
+        ``connect_seconds`` bounds the first connection: nats-py waits forever
+        after a TLS certificate it does not trust.
         """
+        errors: collections.deque[Exception] = collections.deque(maxlen=32)
 
         async def report(e: Exception) -> None:
             log.warning("NATS: %r", e)
+            errors.append(e)  # read if the first connection fails
 
         try:
-            nc = await nats.connect(
-                [s.strip() for s in servers.split(",")],
-                name=f"vigil {node}",
-                max_reconnect_attempts=_CONNECT_ATTEMPTS,
-                reconnect_time_wait=0.25,
-                connect_timeout=5,
-                error_cb=report,
+            options = (login or NatsLogin()).options()
+        except ValueError as e:
+            raise JetStreamError(str(e)) from None
+        # nats-py takes fractions of seconds though its hints say int.
+        options |= {"reconnect_time_wait": 0.25, "connect_timeout": min(5, connect_seconds)}
+        nc = Client()
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    [s.strip() for s in servers.split(",")],
+                    name=f"vigil {node}",
+                    max_reconnect_attempts=_CONNECT_ATTEMPTS,
+                    error_cb=report,
+                    **options,
+                ),
+                connect_seconds,
             )
         except (OSError, nats.errors.Error) as e:
-            raise JetStreamError(f"cannot connect to NATS at {servers}: {e!r}") from None
+            await nc.close()
+            why = refusal(errors) or repr(e)
+            raise JetStreamError(f"cannot connect to NATS at {shown(servers)}: {why}") from None
         # Once connected, never give up: a restarting server or cluster is waited for.
         nc.options["max_reconnect_attempts"] = -1
         return cls(nc, node, prefix, replicas, ack_wait, retry_seconds, timeout)
