@@ -61,7 +61,7 @@ class ServerAddress:
     host: str
     port: int
     user: str = "default"
-    password: str = ""
+    password: str = dataclasses.field(default="", repr=False)  # kept out of logs
     secure: bool = False
     ca_file: str = ""
 
