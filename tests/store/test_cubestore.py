@@ -243,6 +243,7 @@ def test_a_failed_cube_insert_is_counted_and_later_batches_go_on(
     cube = CubeStore(lambda sql: pa.table({}), lambda sql: None, insert)
     entries = logs_from_rows([{"ts": T0 * 1000, "uid": 1, "kind": "end", "duration_ms": 1.0}])
     cube.write(entries)
+    cube.settle()
     cube.write(entries)
     cube.settle()
     assert cube.failures == 1 and "1 entries could not be counted" in caplog.text

@@ -59,8 +59,7 @@ def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
     Rows are sorted by bucket, then dimension tuple; the bins of a row are
     sorted by key.
     """
-    needed = ["ts", "kind", *STRING_DIMS, "status", "duration_ms"]
-    entries = batch.select(needed).filter(pc.is_in(batch.column("kind"), pa.array(CUBE_KINDS)))
+    entries = cube_entries(batch)
     if not entries.num_rows:
         return {}
     dims = [_sorted_dictionary(entries.column(d)) for d in STRING_DIMS]
@@ -83,6 +82,12 @@ def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
         ts, tuple_id, keys, measures = _sum_pairs(ts, step, tuple_id, n_tuples, keys, measures)
         out[step] = _rows(ts, tuple_id, keys, measures, dims, first, status[first])
     return out
+
+
+def cube_entries(batch: pa.Table) -> pa.Table:
+    """The entries of ``batch`` the cube counts, with only the columns it reads."""
+    needed = ["ts", "kind", *STRING_DIMS, "status", "duration_ms"]
+    return batch.select(needed).filter(pc.is_in(batch.column("kind"), pa.array(CUBE_KINDS)))
 
 
 def _sorted_dictionary(column: pa.ChunkedArray) -> pa.DictionaryArray:

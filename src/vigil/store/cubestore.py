@@ -1,7 +1,8 @@
 """The cube in the engine: partial cubes of every insert, merged by the engine and at query time.
 
-Every batch of log entries stored is also aggregated (``cube.aggregate``)
-into one partial cube per step, inserted into ``cube_10``, ``cube_60``,
+The log entries stored are also gathered over a few batches
+(``cubewriter``) and aggregated (``cube.aggregate``) into one partial cube
+per step, inserted into ``cube_10``, ``cube_60``,
 ``cube_3600`` and ``cube_86400``. Each row holds, per (bucket, app, name,
 dc, cluster, host, type, status): count, errors (status != 0),
 transactions, duration sum/min/max, and the duration's DDSketch bins
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,7 +37,6 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from vigil.cube.aggregate import partial_cubes
 from vigil.query.cubequery import (
     MAX_ROWS,
     QUANTILES,
@@ -48,6 +46,7 @@ from vigil.query.cubequery import (
     CubeResult,
 )
 from vigil.sketch import grouped_quantiles
+from vigil.store.cubewriter import CubeWriter
 from vigil.store.dialect import EMBEDDED, Dialect
 from vigil.store.interface import StorageError
 from vigil.store.schema import in_conditions
@@ -136,13 +135,11 @@ def merged_counters(d: Dialect = EMBEDDED) -> str:
 class CubeStore:
     """Writes and queries of the cube tables over the engine connections of a ``SqlStore``.
 
-    Batches are aggregated and inserted by a thread of their own (``write``
-    blocks while ``PENDING`` batches wait besides the one being counted), so
-    the log table's next insert need not wait for the cube of the last one. Reads first wait for every batch written before
+    Batches are gathered, aggregated and inserted by a thread of their own
+    (``cubewriter``), so the log table's next insert need not wait for the
+    cube of the last one. Reads first wait for every batch written before
     them: a query sees all the entries stored before it began.
     """
-
-    PENDING = 1
 
     def __init__(
         self,
@@ -155,13 +152,10 @@ class CubeStore:
         self._query = query
         self._d = dialect
         self._execute = execute
-        self._insert = insert
         self.enabled = enabled
-        self.failures = 0
-        self._pending: queue.Queue[pa.Table | None] = queue.Queue(self.PENDING)
-        self._written = self._counted = 0
-        self._progress = threading.Condition()
-        self._thread: threading.Thread | None = None
+        self._writer = CubeWriter(
+            lambda step, rows: insert(input_table(step, dialect), rows), self._prepare_writes
+        )
 
     def upgrade(self) -> None:
         """Bring tables of older versions to this layout, saying so in the log.
@@ -212,39 +206,26 @@ class CubeStore:
         self._execute(f"RENAME TABLE {old} TO {old}_old, {new} TO {old}")
         self._execute(self._d.drop_table(f"{old}_old"))
 
-    def write(self, entries: pa.Table) -> None:
-        """Add the transactions and events of stored ``LOGS_SCHEMA`` entries to the cube."""
-        if not self.enabled:
-            return
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="cube-writer", daemon=True)
-            self._thread.start()
-        with self._progress:
-            self._written += 1
-        self._pending.put(entries)
-
-    def _run(self) -> None:
+    def _prepare_writes(self) -> None:
         # A partial cube has one row per sort key already: merging each insert
         # as if by a merge (the engine's default) tripled the insert's cost.
-        # Set on this thread's own connection, which only writes the cube.
+        # Set on the writer thread's own connection, which only writes the cube.
         if self._d.optimize_on_insert:
             self._execute("SET optimize_on_insert = 0")
-        while (entries := self._pending.get()) is not None:
-            try:
-                for step, rows in partial_cubes(entries, STEPS).items():
-                    self._insert(input_table(step, self._d), rows)
-            except Exception:  # the thread must go on: a batch lost is logged and counted
-                self.failures += 1
-                log.exception("cube: %d entries could not be counted", entries.num_rows)
-            with self._progress:
-                self._counted += 1
-                self._progress.notify_all()
+
+    @property
+    def failures(self) -> int:
+        """Gatherings of entries the cube could not count (each logged)."""
+        return self._writer.failures
+
+    def write(self, entries: pa.Table) -> None:
+        """Add the transactions and events of stored ``LOGS_SCHEMA`` entries to the cube."""
+        if self.enabled:
+            self._writer.write(entries)
 
     def settle(self) -> None:
         """Wait until every batch written so far is in the cube."""
-        with self._progress:
-            target = self._written
-            self._progress.wait_for(lambda: self._counted >= target)
+        self._writer.settle()
 
     def read(self, sql: str) -> pa.Table:
         """Run a query over the cube tables once the batches written so far are in them."""
@@ -253,10 +234,7 @@ class CubeStore:
 
     def close(self) -> None:
         """Count what is pending, then stop the writer thread."""
-        if self._thread is not None:
-            self._pending.put(None)
-            self._thread.join()
-            self._thread = None
+        self._writer.close()
 
     def query(self, q: CubeQuery) -> CubeResult:
         """The measures of ``q`` per group (and per step bucket), roll-up totals after."""

@@ -1,0 +1,124 @@
+"""The cube's writer thread: stored log entries, gathered, aggregated and inserted as partial cubes.
+
+Each insert of a partial cube has a cost per level that does not depend on
+its size, and the coarse levels hold a row per dimension tuple of the batch
+(an hour of a host's transactions is one row whether one batch or ten
+brought them). So the writer gathers the cube's entries of several stored
+batches, up to ``batch_entries`` or ``max_delay`` seconds, and aggregates
+them at once: with the store's 100k-entry batches this halved the cube's
+CPU per entry. A read asks for what is gathered first (``settle``), so
+queries still see every entry stored before them; a crash loses the
+gathered entries' counts (the entries themselves are stored), at most
+``max_delay`` seconds of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from vigil.cube.aggregate import cube_entries, partial_cubes
+from vigil.query.cubequery import STEPS
+
+log = logging.getLogger(__name__)
+
+# What the queue carries besides entries: a read waits (flush now), close (flush and stop).
+_FLUSH, _STOP = "flush", "stop"
+
+
+class CubeWriter:
+    """Counts stored entries into the cube on a thread of its own (started by the first write).
+
+    ``insert(step, rows)`` stores one level's partial cube. ``write`` blocks
+    while a batch waits for the thread (bounded memory: at most
+    ``batch_entries`` gathered plus one batch queued).
+    """
+
+    def __init__(
+        self,
+        insert: Callable[[int, pa.Table], None],
+        prepare: Callable[[], None] = lambda: None,
+        batch_entries: int = 500_000,
+        max_delay: float = 5.0,
+    ) -> None:
+        self._insert = insert
+        self._prepare = prepare
+        self.batch_entries = batch_entries
+        self.max_delay = max_delay
+        self.failures = 0
+        self._queue: queue.Queue[pa.Table | str] = queue.Queue(1)
+        self._written = self._counted = 0
+        self._progress = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def write(self, entries: pa.Table) -> None:
+        """Count the transactions and events of stored ``LOGS_SCHEMA`` entries, soon."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="cube-writer", daemon=True)
+            self._thread.start()
+        with self._progress:
+            self._written += 1
+        self._queue.put(entries)
+
+    def settle(self) -> None:
+        """Wait until every batch written so far is in the cube."""
+        with self._progress:
+            target = self._written
+            if self._counted >= target:
+                return
+        self._queue.put(_FLUSH)
+        with self._progress:
+            self._progress.wait_for(lambda: self._counted >= target)
+
+    def close(self) -> None:
+        """Count what is gathered, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        self._prepare()
+        gathered: list[pa.Table] = []
+        batches = entries = 0
+        deadline = 0.0
+        while True:
+            try:
+                timeout = max(0.0, deadline - time.monotonic()) if batches else None
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = _FLUSH
+            if isinstance(item, pa.Table):
+                if not batches:
+                    deadline = time.monotonic() + self.max_delay
+                batches += 1
+                cube = cube_entries(item)
+                if cube.num_rows:
+                    gathered.append(cube)
+                    entries += cube.num_rows
+                if entries < self.batch_entries:
+                    continue
+            if batches:
+                self._count(gathered, entries)
+                with self._progress:
+                    self._counted += batches
+                    self._progress.notify_all()
+                gathered, batches, entries = [], 0, 0
+            if item is _STOP:
+                return
+
+    def _count(self, gathered: list[pa.Table], entries: int) -> None:
+        """Insert the partial cubes of ``gathered``; a failure is logged and counted, not raised."""
+        if not gathered:
+            return
+        try:
+            for step, rows in partial_cubes(pa.concat_tables(gathered), STEPS).items():
+                self._insert(step, rows)
+        except Exception:  # the thread must go on: entries lost are logged and counted
+            self.failures += 1
+            log.exception("cube: %d entries could not be counted", entries)
