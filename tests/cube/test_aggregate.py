@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vigil.cube.aggregate import STRING_DIMS, partial_cubes
+from vigil.cube.aggregate import STRING_DIMS, _dense_ranks, partial_cubes
 from vigil.model import logs_from_rows
 from vigil.sketch import keys_of
 
@@ -139,3 +139,11 @@ def test_any_split_of_a_batch_merges_to_the_whole(
             assert np.isclose(acc["dur_sum"], other["dur_sum"], rtol=1e-9)
         if step in whole:  # within one partial cube a (bucket, tuple) is one row
             assert whole[step].num_rows == len(one)
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=200))
+def test_dense_ranks_are_numpys_unique_first_index_and_inverse(values: list[int]) -> None:
+    a = np.array(values, dtype=np.int64)
+    _, first, inverse = np.unique(a, return_index=True, return_inverse=True)
+    got_first, got_inverse = _dense_ranks(a)
+    assert got_first.tolist() == first.tolist() and got_inverse.tolist() == inverse.tolist()

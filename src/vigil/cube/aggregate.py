@@ -64,8 +64,9 @@ def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
         return {}
     dims = [_sorted_dictionary(entries.column(d)) for d in STRING_DIMS]
     status = entries.column("status").to_numpy()
-    statuses, status_index = np.unique(status, return_inverse=True)
-    first, tuple_id = _tuple_ids(dims, status_index.astype(np.int64), len(statuses))
+    statuses = _sorted_dictionary(entries.column("status"))
+    status_index = statuses.indices.to_numpy().astype(np.int64)
+    first, tuple_id = _tuple_ids(dims, status_index, len(statuses.dictionary))
     n_tuples = len(first)
     txn = pc.not_equal(entries.column("kind"), "event").to_numpy(zero_copy_only=False)
     duration = entries.column("duration_ms").to_numpy()
@@ -113,12 +114,28 @@ def _tuple_ids(
     parts = [(d.indices.to_numpy().astype(np.int64), len(d.dictionary)) for d in dims]
     for index, size in [*parts, (status_index, n_statuses)]:
         if radix * size >= _CODE_LIMIT:
-            code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+            code = _dense_ranks(code)[1]
             radix = int(code.max()) + 1
         code = code * size + index
         radix *= size
-    _, first, ids = np.unique(code, return_index=True, return_inverse=True)
-    return first.astype(np.int64), ids.astype(np.int64)
+    return _dense_ranks(code)
+
+
+def _dense_ranks(values: Int64s) -> tuple[Int64s, Int64s]:
+    """``np.unique(values, return_index=True, return_inverse=True)[1:]`` by hashing.
+
+    Hashing the values and sorting only the distinct ones beats sorting all
+    of them (there are far fewer tuples than entries). The dictionary lists
+    values in order of first appearance, so a new id shows where the running
+    maximum of the ids grows: that is each value's first entry.
+    """
+    encoded = pc.dictionary_encode(pa.array(values))
+    ids = encoded.indices.to_numpy().astype(np.int64)
+    first = np.flatnonzero(np.diff(np.maximum.accumulate(ids), prepend=-1) > 0)
+    order = np.argsort(encoded.dictionary.to_numpy())
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[ids]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +172,7 @@ def _sum_pairs(
         values = low + np.arange(int(index.max()) + 1, dtype=np.int64) * step
     row = index.astype(np.int64) * n_tuples + tuple_id
     pair = (row << _KEY_BITS) | (keys + _KEY_SHIFT)
-    order = np.argsort(pair)
+    order = np.argsort(pair, kind="stable")
     pair = pair[order]
     starts = np.flatnonzero(np.concatenate(([True], pair[1:] != pair[:-1])))
     row = pair[starts] >> _KEY_BITS

@@ -35,8 +35,9 @@ class CubeWriter:
     """Counts stored entries into the cube on a thread of its own (started by the first write).
 
     ``insert(step, rows)`` stores one level's partial cube. ``write`` blocks
-    while a batch waits for the thread (bounded memory: at most
-    ``batch_entries`` gathered plus one batch queued).
+    while 8 batches wait for the thread (bounded memory: at most
+    ``batch_entries`` gathered plus 8 batches queued, of the columns the
+    cube reads).
     """
 
     def __init__(
@@ -51,7 +52,9 @@ class CubeWriter:
         self.batch_entries = batch_entries
         self.max_delay = max_delay
         self.failures = 0
-        self._queue: queue.Queue[pa.Table | str] = queue.Queue(1)
+        # Room for the batches stored while the thread counts a gathering, so
+        # that the store's next inserts need not wait for it.
+        self._queue: queue.Queue[pa.Table | str] = queue.Queue(8)
         self._written = self._counted = 0
         self._progress = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -63,7 +66,7 @@ class CubeWriter:
             self._thread.start()
         with self._progress:
             self._written += 1
-        self._queue.put(entries)
+        self._queue.put(cube_entries(entries))  # a few columns of some rows: small to queue
 
     def settle(self) -> None:
         """Wait until every batch written so far is in the cube."""
@@ -97,10 +100,9 @@ class CubeWriter:
                 if not batches:
                     deadline = time.monotonic() + self.max_delay
                 batches += 1
-                cube = cube_entries(item)
-                if cube.num_rows:
-                    gathered.append(cube)
-                    entries += cube.num_rows
+                if item.num_rows:
+                    gathered.append(item)
+                    entries += item.num_rows
                 if entries < self.batch_entries:
                     continue
             if batches:
