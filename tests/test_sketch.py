@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +23,7 @@ from vigil.sketch import (
     keys_of,
     merge_bins,
     quantiles_of,
+    run_quantiles,
     sum_grouped_bins,
     values_of,
 )
@@ -208,3 +210,32 @@ def test_bins_fit_the_sketch_schema() -> None:
         schema=SKETCH_SCHEMA,
     )
     assert table.column("keys").to_pylist() == [keys.tolist()]
+
+
+# Rows of sorted bins (a row may be empty), grouped into sketches of one or more rows.
+_row = st.lists(
+    st.tuples(st.integers(min_value=-40, max_value=40), st.integers(min_value=1, max_value=5)),
+    max_size=12,
+).map(sorted)
+_sketch_rows = st.lists(st.lists(_row, min_size=1, max_size=6), min_size=1, max_size=8)
+
+
+@given(_sketch_rows, st.lists(quantile, min_size=1, max_size=4), st.randoms())
+@settings(max_examples=300)
+def test_run_quantiles_equal_the_merged_sketches(
+    sketches: list[list[list[tuple[int, int]]]], qs: list[float], rnd: Any
+) -> None:
+    # Rows lie in any order; ``rows`` lists them sketch by sketch.
+    placed = [(g, r) for g, rows in enumerate(sketches) for r in rows]
+    rnd.shuffle(placed)
+    lengths = [len(r) for _, r in placed]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    keys = np.array([KEY_BIAS + k for _, r in placed for k, _ in r], dtype=np.int32)
+    counts = np.array([c for _, r in placed for _, c in r], dtype=np.uint64)
+    rows = np.array(sorted(range(len(placed)), key=lambda i: placed[i][0]), dtype=np.int64)
+    starts = np.searchsorted([placed[i][0] for i in rows], np.arange(len(sketches)))
+    table = run_quantiles(offsets, keys, counts, rows, starts, qs)
+    for g, rows_of_g in enumerate(sketches):
+        bins = [(KEY_BIAS + k, c) for r in rows_of_g for k, c in r]
+        merged = quantiles_of([k for k, _ in bins], [c for _, c in bins], qs)
+        np.testing.assert_array_equal(table[g], merged)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -168,9 +169,7 @@ def grouped_quantiles(
     ``searchsorted`` find every rank, so the cost does not depend on a Python
     loop over sketches.
     """
-    q = np.asarray(qs, dtype=np.float64)
-    if q.ndim != 1 or ((q < 0) | (q > 1)).any() or np.isnan(q).any():
-        raise ValueError(f"quantiles must be a list of numbers in [0, 1], got {qs!r}")
+    q = _levels(qs)
     off = np.asarray(offsets, dtype=np.int64)
     k = np.asarray(keys, dtype=np.int32)
     cum = np.concatenate([[0.0], np.cumsum(np.asarray(counts, dtype=np.float64))])
@@ -192,6 +191,148 @@ def grouped_quantiles(
     idx = np.where((idx < high) & (cum[idx + 1] - within <= rank), idx + 1, idx)
     result[filled] = values_of(k[idx[filled]])
     return result
+
+
+def run_quantiles(
+    offsets: npt.ArrayLike,
+    keys: npt.ArrayLike,
+    counts: npt.ArrayLike,
+    rows: npt.ArrayLike,
+    starts: npt.ArrayLike,
+    qs: Sequence[float],
+) -> FloatArray:
+    """Quantiles of sketches that are each the sum of several rows of sorted bins.
+
+    Row ``r`` is ``keys[offsets[r]:offsets[r + 1]]`` (sorted ascending) with
+    integer ``counts``; sketch ``g`` sums the rows ``rows[starts[g]:starts[g + 1]]``
+    (at least one; an empty sketch gives a row of NaN).
+    The rank rule is ``grouped_quantiles``' and so are the answers, but the
+    rows are not merged into one array: a sketch's longest row, when it holds
+    at least half its keys, is searched where it lies, and only the other
+    rows' keys are sorted and placed in its gaps. A cube day is typically one
+    row of a group's successes and a few short rows of its error statuses,
+    so almost nothing is sorted or copied.
+    """
+    q = _levels(qs)
+    off = np.asarray(offsets, dtype=np.int64)
+    k = np.asarray(keys, dtype=np.int32)
+    c = np.asarray(counts)
+    if c.dtype == np.uint64:  # the engine's counts: reinterpreted, as converting is a copy
+        c = c.view(np.int64)
+    c = c.astype(np.int64, copy=False)
+    cum = np.concatenate([[0], np.cumsum(c)])
+    row = np.asarray(rows, dtype=np.int64)
+    start = np.asarray(starts, dtype=np.int64)
+    n = len(start)
+    result = np.full((n, len(q)), np.nan)
+    if not len(row):
+        return result
+    sizes = np.diff(np.append(start, len(row)))
+    length = off[row + 1] - off[row]
+    most = np.maximum.reduceat(length, start)
+    hits = np.flatnonzero(length == np.repeat(most, sizes))
+    longest = hits[np.searchsorted(hits, start)]
+    in_place = 2 * most >= np.add.reduceat(length, start)
+    lo = off[row[longest]]
+    hi = np.where(in_place, off[row[longest] + 1], lo)  # an empty range: nothing in place
+    # The other rows' keys, sorted by (sketch, key).
+    rest = np.ones(len(row), dtype=bool)
+    rest[longest[in_place]] = False
+    rest_length = length[rest]
+    elem = _ranges(off[row[rest]], rest_length)
+    group = np.repeat(np.repeat(np.arange(n), sizes)[rest], rest_length)
+    group, summed_keys, summed = _sum_by_sketch(group, k[elem], c[elem], n)
+    sorted_keys = np.append(summed_keys, 0)  # padded: indexed up to one past the end below
+    sorted_cum = np.concatenate([[0], np.cumsum(summed)])
+    first = np.searchsorted(group, np.arange(n + 1))  # sketch g's sorted keys: first[g]:first[g+1]
+    # Where each sorted key goes in its sketch's in-place row: before the equal keys there.
+    gap = np.append(_lower_bound(k, lo[group], hi[group], sorted_keys[:-1]), 0)
+    total = cum[hi] - cum[lo] + sorted_cum[first[1:]] - sorted_cum[first[:-1]]
+    filled = total > 0
+    if not filled.any():
+        return result
+    # Counts up to and including each sorted key in its sketch, plus every count of the
+    # sketches before: non-decreasing over all sketches, so one searchsorted finds ranks.
+    before = np.concatenate([[0], np.cumsum(total)[:-1]])
+    through = (
+        before[group]
+        + cum[gap[:-1]]
+        - cum[lo[group]]
+        + sorted_cum[1:]
+        - sorted_cum[first[:-1][group]]
+    )
+    rank = np.floor(np.maximum(total - 1, 0)[:, None] * q[None, :]).astype(np.int64)
+    # The first sorted key past the rank (t, or the sketch's end); in-place keys before
+    # its gap, counted with the sorted keys before t, may pass the rank sooner (none of
+    # those before the previous sorted key's gap can, as that key did not).
+    t = np.searchsorted(through, before[:, None] + rank, side="right")
+    g_first, g_end = first[:-1, None], first[1:, None]
+    target = cum[lo][:, None] + rank - (sorted_cum[t] - sorted_cum[g_first])
+    end = np.where(t < g_end, gap[t], hi[:, None])
+    i = _lower_bound(cum[1:], lo[:, None], end, target + 1)
+    key = np.where(i < end, k[np.minimum(i, len(k) - 1)], sorted_keys[t])
+    result[filled] = values_of(key[filled])
+    return result
+
+
+def _sum_by_sketch(
+    group: IndexArray, keys: KeyArray, counts: IndexArray, n: int
+) -> tuple[IndexArray, KeyArray, IndexArray]:
+    """Bins of sketches ``0 <= group < n``, sorted by (sketch, key), counts summed per key.
+
+    Where there are fewer (sketch, key) cells than bins (few sketches of many
+    rows, as in a group by name over a day) one histogram over the cells sums
+    them; else a sort, which finds each row's sorted run.
+    """
+    shifted = keys.astype(np.int64) + _KEY_SHIFT
+    present = np.zeros(1 << _KEY_BITS, dtype=bool)
+    present[shifted] = True
+    distinct = np.flatnonzero(present)
+    if n * len(distinct) > len(keys):
+        order = np.argsort((group << _KEY_BITS) | shifted, kind="stable")
+        return group[order], keys[order], counts[order]
+    dense = np.cumsum(present) - 1  # each key's number among those present
+    cell = group * len(distinct) + dense[shifted]
+    # Float sums of integer counts are exact below 2**53.
+    histogram = np.bincount(cell, weights=counts, minlength=n * len(distinct))
+    filled = np.flatnonzero(histogram)
+    sketch, key = np.divmod(filled, len(distinct))
+    return sketch, (distinct[key] - _KEY_SHIFT).astype(np.int32), histogram[filled].astype(np.int64)
+
+
+def _ranges(begin: IndexArray, length: IndexArray) -> IndexArray:
+    """The indices of ranges ``[begin[i], begin[i] + length[i])``, concatenated."""
+    end = np.cumsum(length)
+    total = int(end[-1]) if len(end) else 0
+    ranges: IndexArray = np.repeat(begin - (end - length), length) + np.arange(total)
+    return ranges
+
+
+def _lower_bound(
+    values: npt.NDArray[np.integer[Any]],
+    lo: IndexArray,
+    hi: IndexArray,
+    targets: npt.NDArray[np.integer[Any]],
+) -> IndexArray:
+    """First index in each ``[lo, hi)`` of sorted ``values`` not below its target (else ``hi``).
+
+    One binary search per range, all of them at once.
+    """
+    lo, hi = lo.copy(), hi.copy()
+    while (searching := lo < hi).any():
+        mid = (lo + hi) >> 1
+        below = searching & (values[np.where(searching, mid, 0)] < targets)
+        lo = np.where(below, mid + 1, lo)
+        hi = np.where(searching & ~below, mid, hi)
+    return lo
+
+
+def _levels(qs: Sequence[float]) -> FloatArray:
+    """``qs`` as an array, refused unless each is a number in [0, 1]."""
+    q = np.asarray(qs, dtype=np.float64)
+    if q.ndim != 1 or ((q < 0) | (q > 1)).any() or np.isnan(q).any():
+        raise ValueError(f"quantiles must be a list of numbers in [0, 1], got {qs!r}")
+    return q
 
 
 def _sum_by_key(keys: KeyArray, counts: FloatArray) -> Bins:

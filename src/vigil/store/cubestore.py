@@ -45,7 +45,7 @@ from vigil.query.cubequery import (
     CubeQueryError,
     CubeResult,
 )
-from vigil.sketch import grouped_quantiles
+from vigil.sketch import grouped_quantiles, run_quantiles
 from vigil.store.cubewriter import CubeWriter
 from vigil.store.dialect import EMBEDDED, Dialect
 from vigil.store.interface import StorageError
@@ -71,8 +71,6 @@ COUNTERS = tuple(c for c in _MERGED if c != "bins")
 _COLUMNS = f"ts, {_DIMS}, {', '.join(_MERGED)}"
 # Quantiles merge the bins of every row read; past this many rows a query is refused.
 MAX_SKETCH_ROWS = 10_000_000
-# (group, key) packed in one int64 to sort a group's bins: keys fit in 18 bits once shifted.
-_KEY_BITS = 18
 
 
 def table(step: int, db: str = DB) -> str:
@@ -269,26 +267,28 @@ class CubeStore:
                 f" HAVING cnt > 0{order}"
             )
             result = self._query(f"{sql} LIMIT {MAX_ROWS + 1}")
-            groups, counters = result, _counters(result)
+            groups = {k: _values(result.column(k)) for k in names}
+            n, counters = result.num_rows, _counters(result)
             quantiles = merged_quantiles(result.column("bins"), levels) if levels else None
         else:
-            sql = f"SELECT {select}{', '.join(COUNTERS)}, bins FROM {source}{order}"
+            # Grouped here, not by the engine's ORDER BY: sorting rows that carry
+            # their bins cost the engine more than the whole merge costs numpy.
+            sql = f"SELECT {select}{', '.join(COUNTERS)}, bins FROM {source}"
             result = self._query(f"{sql} LIMIT {MAX_SKETCH_ROWS + 1}")
             if result.num_rows > MAX_SKETCH_ROWS:
                 raise CubeQueryError(
                     f"quantiles over more than {MAX_SKETCH_ROWS} cube rows: filter, shorten"
                     " the range, or ask for measures without quantiles"
                 )
-            groups, counters, quantiles = _merge_groups(result, names, levels)
-        if groups.num_rows > MAX_ROWS:
+            n, groups, counters, quantiles = _merge_groups(result, names, levels)
+        if n > MAX_ROWS:
             raise CubeQueryError(
                 f"more than {MAX_ROWS} rows: group by fewer dimensions, filter, or use a"
                 " coarser step"
             )
         values = measure_values(counters, quantiles, q.measures)
-        n = groups.num_rows
-        columns: list[list[Any]] = [groups.column("bucket").to_pylist()] if q.step else []
-        columns += [groups.column(d).to_pylist() if d in dims else [None] * n for d in q.group_by]
+        columns: list[list[Any]] = [groups["bucket"]] if q.step else []
+        columns += [groups[d] if d in dims else [None] * n for d in q.group_by]
         columns += [values[m] for m in q.measures]
         return list(map(list, zip(*columns)))
 
@@ -319,44 +319,62 @@ def _counters(t: pa.Table) -> Counters:
 
 def _merge_groups(
     t: pa.Table, keys: list[str], levels: list[float]
-) -> tuple[pa.Table, Counters, npt.NDArray[np.float64]]:
-    """Rows sorted by ``keys`` merged per group: (group keys, counters, quantiles per level).
+) -> tuple[int, dict[str, list[Any]], Counters, npt.NDArray[np.float64]]:
+    """Rows merged per group of ``keys``: (groups, key values, counters, quantiles per level).
 
-    A group's bins are the sorted runs of its rows; one stable sort by
-    (group, key), which finds those runs already in order, puts every
-    group's bins in key order for ``grouped_quantiles``.
+    Groups come in the order of their keys, as ``ORDER BY keys`` gives them.
     """
     n = t.num_rows
-    changed = np.ones(n, dtype=bool)
-    if keys and n:
-        changed[1:] = False
-        for k in keys:
-            col = t.column(k)
-            changed[1:] |= pc.not_equal(col.slice(1), col.slice(0, n - 1)).to_numpy(
-                zero_copy_only=False
-            )
-    elif n:
-        changed[1:] = False
+    ranks, distinct = zip(*(_ranks(t.column(k)) for k in keys)) if keys else ((), ())
+    rows = np.lexsort(ranks[::-1]) if keys else np.arange(n)
+    changed = np.zeros(n, dtype=bool)
+    changed[:1] = True
+    for rank in ranks:
+        ordered = rank[rows]
+        changed[1:] |= ordered[1:] != ordered[:-1]
     starts = np.flatnonzero(changed)
     counters = {
-        m: _REDUCE.get(m, np.add).reduceat(t.column(m).to_numpy(), starts) if n else np.empty(0)
+        m: _REDUCE.get(m, np.add).reduceat(t.column(m).to_numpy()[rows], starts)
+        if n
+        else np.empty(0)
         for m in COUNTERS
     }
     bins = t.column("bins").combine_chunks()
     keys_list, counts_list = bins.field(0), bins.field(1)
-    lengths = pc.list_value_length(keys_list).to_numpy(zero_copy_only=False).astype(np.int64)
-    k = pc.list_flatten(keys_list).to_numpy()
-    c = pc.list_flatten(counts_list).to_numpy().astype(np.float64)
-    row_offsets = np.concatenate(([0], np.cumsum(lengths)))
-    offsets = row_offsets[np.append(starts, n)]
-    if len(starts) < n:  # some group has several rows: sort its bins
-        group = np.repeat(np.arange(len(starts), dtype=np.int64), np.diff(offsets))
-        order = np.argsort(
-            (group << _KEY_BITS) | (k.astype(np.int64) + (1 << (_KEY_BITS - 1))), kind="stable"
-        )
-        k, c = k[order], c[order]
-    quantiles = grouped_quantiles(offsets, k, c, levels)
-    return t.select(keys).take(pa.array(starts)), counters, quantiles
+    offsets = keys_list.offsets.to_numpy()
+    quantiles = run_quantiles(
+        offsets - offsets[0],
+        pc.list_flatten(keys_list).to_numpy(),
+        pc.list_flatten(counts_list).to_numpy(),
+        rows,
+        starts,
+        levels,
+    )
+    first = rows[starts]
+    groups = {k: values[rank[first]].tolist() for k, rank, values in zip(keys, ranks, distinct)}
+    return len(starts), groups, counters, quantiles
+
+
+def _ranks(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+    """Each row's rank among the column's distinct values (in the engine's order), and those values.
+
+    >>> rank, values = _ranks(pa.chunked_array([["b", "a", "b"]]))
+    >>> rank.tolist(), values.tolist()
+    ([1, 0, 1], ['a', 'b'])
+    """
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    values = np.array(encoded.dictionary.take(order).to_pylist(), dtype=object)
+    return rank[encoded.indices.to_numpy()], values
+
+
+def _values(column: pa.ChunkedArray) -> list[Any]:
+    """A result column as Python values (strings through their distinct values: faster)."""
+    rank, values = _ranks(column)
+    result: list[Any] = values[rank].tolist()
+    return result
 
 
 def merged_quantiles(merged: pa.ChunkedArray, levels: Sequence[float]) -> npt.NDArray[np.float64]:
