@@ -105,7 +105,7 @@ def test_time_series_per_step(store: SqlStore) -> None:
     )
     assert result.columns == ["ts", "count"]
     first = T0 - T0 % 600  # T0 is 200 s into a 600 s bucket
-    assert result.rows == [[first, 100], [first + 600, 150], [first + 1200, 50]]
+    assert result.rows == [(first, 100), (first + 600, 150), (first + 1200, 50)]
 
 
 def test_a_range_is_read_in_whole_buckets_of_the_coarsest_fitting_table() -> None:
@@ -166,7 +166,7 @@ def test_any_split_of_the_entries_gives_the_same_cube(
             store.logs.write(rows(split, part))
     measures = ("count", "errors", "transactions", "min", "max", "sum", "p50", "p99")
 
-    def cube(base: int) -> list[list[Any]]:
+    def cube(base: int) -> list[tuple[Any, ...]]:
         q = CubeQuery(base, base + 60, measures=measures, group_by=("host", "name", "status"))
         return store.cube.query(q).rows
 
@@ -223,10 +223,10 @@ def test_retention_drops_old_cube_days(store: SqlStore) -> None:
     store.logs.write(logs_from_rows([{"ts": old * 1000, "uid": 77, "kind": "end", "id": "o"}]))
     q10 = CubeQuery(old - old % 10, old - old % 10 + 10, measures=("count",), step=10)
     q60 = CubeQuery(old - old % 60, old - old % 60 + 60, measures=("count",), step=60)
-    assert store.cube.query(q10).rows == [[old - old % 10, 1]]
-    assert store.cube.query(q60).rows == [[old - old % 60, 1]]
+    assert store.cube.query(q10).rows == [(old - old % 10, 1)]
+    assert store.cube.query(q60).rows == [(old - old % 60, 1)]
     store.sweep_retention(T0)
-    assert store.cube.query(q10).rows == [] and store.cube.query(q60).rows == [[old - old % 60, 1]]
+    assert store.cube.query(q10).rows == [] and store.cube.query(q60).rows == [(old - old % 60, 1)]
 
 
 def test_a_failed_cube_insert_is_counted_and_later_batches_go_on(
@@ -316,13 +316,13 @@ def test_batches_of_the_same_keys_merge_to_one_row_per_key(store: SqlStore) -> N
 # The queries of the test above as the embedded engine answers them: every backend must.
 GOLDEN_MERGED = (
     [
-        [1_763_727_180, 20, 1.5, 22.5, 240.0, 1.5067630358630413, 22.42224777916764],
-        [1_763_727_240, 20, 1.5, 23.5, 250.0, 2.4842736738327003, 23.337348188479655],
-        [1_763_727_300, 20, 1.5, 24.5, 260.0, 3.4903138713917636, 24.289795823965004],
+        (1_763_727_180, 20, 1.5, 22.5, 240.0, 1.5067630358630413, 22.42224777916764),
+        (1_763_727_240, 20, 1.5, 23.5, 250.0, 2.4842736738327003, 23.337348188479655),
+        (1_763_727_300, 20, 1.5, 24.5, 260.0, 3.4903138713917636, 24.289795823965004),
     ],
     [
-        ["n0", 60, 1.5, 22.5, 720.0, 8.415043540310299, 22.42224777916764],
-        ["n1", 60, 1.5, 24.5, 780.0, 10.485866843149289, 24.289795823965004],
+        ("n0", 60, 1.5, 22.5, 720.0, 8.415043540310299, 22.42224777916764),
+        ("n1", 60, 1.5, 24.5, 780.0, 10.485866843149289, 24.289795823965004),
     ],
 )
 

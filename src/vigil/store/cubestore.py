@@ -240,16 +240,16 @@ class CubeStore:
         columns = (["ts"] if q.step else []) + list(q.group_by) + list(q.measures)
         if q.rollup:
             columns.append("rollup")
-        rows: list[list[Any]] = []
+        rows: list[tuple[Any, ...]] = []
         for level in q.hierarchy_levels():
-            for row in self._level(q, level):
-                if q.rollup:
-                    row.append(None if level == q.group_by else _rollup_name(q, level))
-                rows.append(row)
+            n, values = self._level(q, level)
+            if q.rollup:
+                values.append([None if level == q.group_by else _rollup_name(q, level)] * n)
+            rows += zip(*values)
         return CubeResult(columns, rows)
 
-    def _level(self, q: CubeQuery, dims: tuple[str, ...]) -> list[list[Any]]:
-        """Rows grouped by ``dims``: group columns as ``q.group_by`` lays them out, then measures."""
+    def _level(self, q: CubeQuery, dims: tuple[str, ...]) -> tuple[int, list[list[Any]]]:
+        """Groups by ``dims``, and their columns: group keys as ``q.group_by`` lays them out, then measures."""
         keys = list(dims)
         if q.step:
             keys.insert(0, f"toUInt32(intDiv(toUInt32(ts), {q.step}) * {q.step}) AS bucket")
@@ -290,7 +290,7 @@ class CubeStore:
         columns: list[list[Any]] = [groups["bucket"]] if q.step else []
         columns += [groups[d] if d in dims else [None] * n for d in q.group_by]
         columns += [values[m] for m in q.measures]
-        return list(map(list, zip(*columns)))
+        return n, columns
 
 
 def _source(q: CubeQuery) -> str:
