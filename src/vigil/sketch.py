@@ -316,15 +316,19 @@ def _lower_bound(
 ) -> IndexArray:
     """First index in each ``[lo, hi)`` of sorted ``values`` not below its target (else ``hi``).
 
-    One binary search per range, all of them at once.
+    One branchless binary search per range, all of them at once: each step
+    halves every range still longer than one (``base`` stays below its target).
     """
-    lo, hi = lo.copy(), hi.copy()
-    while (searching := lo < hi).any():
-        mid = (lo + hi) >> 1
-        below = searching & (values[np.where(searching, mid, 0)] < targets)
-        lo = np.where(below, mid + 1, lo)
-        hi = np.where(searching & ~below, mid, hi)
-    return lo
+    base, size = np.broadcast_arrays(lo, hi - lo)
+    longest = int(size.max()) if size.size else 0
+    for _ in range(max(longest - 1, 0).bit_length()):
+        half = size >> 1
+        probe = base + half
+        base = np.where(values.take(probe, mode="clip") < targets, probe, base)
+        size = size - half
+    last = (size > 0) & (values.take(base, mode="clip") < targets)
+    found: IndexArray = base + last
+    return found
 
 
 def _levels(qs: Sequence[float]) -> FloatArray:
