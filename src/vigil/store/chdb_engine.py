@@ -16,7 +16,7 @@ from vigil.store.sqlstore import SqlStore
 
 
 class ChdbConnection:
-    """A chDB connection speaking the ``sqlstore.Connection`` protocol."""
+    """A chDB connection speaking the ``connection.Connection`` protocol."""
 
     def __init__(self, path: Path) -> None:
         self._conn = chdb.connect(str(path))  # type: ignore[no-untyped-call]

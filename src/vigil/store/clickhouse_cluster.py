@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vigil.store.clickhouse_server import ServerAddress, ServerConnection
+from vigil.store.connection import Connection, Shards
 from vigil.store.schema import DB, sql_string
-from vigil.store.sqlstore import Connection, Shards
 
 LOCAL_DB = "vigil_local"
 _CUBE_DIMS = "app, name, dc, cluster, host, type, status"

@@ -1,4 +1,4 @@
-"""The ClickHouse server backend: a ``sqlstore.Connection`` over the native protocol.
+"""The ClickHouse server backend: a ``connection.Connection`` over the native protocol.
 
 ``clickhouse-driver`` speaks the native protocol to every server from 18.16
 on (``clickhouse-connect`` does not connect to 18.16). Results come back as
@@ -126,7 +126,7 @@ def _login_failure(address: ServerAddress, error: Exception) -> ServerLoginError
 
 
 class ServerConnection:
-    """One native-protocol session speaking the ``sqlstore.Connection`` protocol."""
+    """One native-protocol session speaking the ``connection.Connection`` protocol."""
 
     def __init__(self, address: ServerAddress) -> None:
         self.address = address

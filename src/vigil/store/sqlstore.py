@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import dataclasses
 import itertools
 import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,6 +24,7 @@ from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
 from vigil.store import cubepaths, cubestore, decimal, errorstore, logstore, schema
+from vigil.store.connection import Connection, Shards
 from vigil.store.cubestore import CubeStore
 from vigil.store.dialect import EMBEDDED, MERGE_TREE_OPTIONS, Dialect
 from vigil.store.errorstore import ErrorStore
@@ -33,86 +33,10 @@ from vigil.store.logstore import LogStore
 from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
 from vigil.store.series_keys import SeriesKeys, normalise
+from vigil.store.seriessql import path_range, tag_condition, tag_value_sql
 
 DB = schema.DB
 sql_string = schema.sql_string
-
-
-class Connection(Protocol):
-    """One engine connection; used by a single thread at a time."""
-
-    def execute(self, sql: str) -> None:
-        """Run a statement that returns nothing."""
-        ...
-
-    def query_arrow(self, sql: str) -> pa.Table:
-        """Run a query and return its result as an Arrow table."""
-        ...
-
-    def insert_arrow(self, table: str, batch: pa.Table) -> None:
-        """Insert an Arrow table into ``table`` (columns by name)."""
-        ...
-
-    def close(self) -> None:
-        """Release the connection."""
-        ...
-
-
-@dataclasses.dataclass(frozen=True)
-class Shards:
-    """Where a cluster keeps its data: tables in ``database`` on every shard.
-
-    The store's own connections read and write through tables that span the
-    shards; retention, compaction and disk usage act on each shard's tables.
-    """
-
-    database: str
-    # Fresh connections, one per shard; the caller closes them.
-    connect: Callable[[], list[Connection]]
-    # Creates the tables: ``ddl(database)`` on every shard, and what spans them.
-    install: Callable[[Callable[[str], list[str]]], None]
-
-
-def _upper_bound(prefix: str) -> str:
-    """The least string greater than every string starting with ``prefix``."""
-    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
-
-
-def _path_range(prefix: str) -> str:
-    """An index-friendly range condition on the sorted path column."""
-    if not prefix:
-        return "1"
-    return f"path >= {sql_string(prefix)} AND path < {sql_string(_upper_bound(prefix))}"
-
-
-_TAG_EXPR = re.compile(r"^([^!=~;]+)(!=~|=~|!=|=)(.*)$")
-
-
-def _tag_value_sql(tag: str) -> str:
-    """SQL for the value of ``tag`` in a tagged path ('' when absent)."""
-    if tag == "name":
-        return "splitByChar(';', path)[1]"
-    key = sql_string(tag + "=")
-    return (
-        f"substring(arrayFirst(x -> startsWith(x, {key}), arrayPopFront(splitByChar(';', path))),"
-        f" {len(tag) + 2})"
-    )
-
-
-def tag_condition(expression: str) -> str:
-    """SQL for one seriesByTag expression (``tag=v``, ``tag!=v``, ``tag=~re``, ``tag!=~re``)."""
-    m = _TAG_EXPR.match(expression)
-    if not m:
-        raise ValueError(
-            f"bad tag expression {expression!r}: use tag=value, tag!=value, tag=~regex or tag!=~regex"
-        )
-    tag, op, value = m.groups()
-    have = _tag_value_sql(tag)
-    if op in ("=", "!="):
-        return f"{have} {op} {sql_string(value)}"
-    # Graphite anchors tag regexes at the start.
-    cond = f"match({have}, {sql_string('^(?:' + value + ')')})"
-    return cond if op == "=~" else f"NOT {cond}"
 
 
 # Beyond this many globs in one fetch (alert rounds), the catalogue is matched in one scan.
@@ -323,7 +247,7 @@ class SqlStore:
             f"SELECT node, max(depth) > {depth} AS branch, min(depth) = {depth} AS leaf FROM ("
             f" SELECT arrayStringConcat(arraySlice(parts, 1, {depth}), '.') AS node, length(parts) AS depth"
             f" FROM (SELECT DISTINCT splitByChar('.', path) AS parts FROM {DB}.series"
-            f" WHERE {_path_range(literal_prefix(pattern))} AND position(path, ';') = 0))"
+            f" WHERE {path_range(literal_prefix(pattern))} AND position(path, ';') = 0))"
             f" WHERE depth >= {depth} AND match(node, {regex}) GROUP BY node ORDER BY node"
         )
         out = []
@@ -357,7 +281,7 @@ class SqlStore:
         else:
             for pattern in globs:
                 regex = sql_string(f"^{glob_body(pattern)}$")
-                conds.append(f"({_path_range(literal_prefix(pattern))} AND match(path, {regex}))")
+                conds.append(f"({path_range(literal_prefix(pattern))} AND match(path, {regex}))")
         return " OR ".join(conds) or "0"
 
     def tagged(self, expressions: Sequence[str]) -> list[str]:
@@ -381,7 +305,7 @@ class SqlStore:
         """Values of one tag over tagged series (matching ``expressions``), by prefix."""
         where = " AND ".join(["position(path, ';') > 0", *map(tag_condition, expressions)])
         sql = (
-            f"SELECT DISTINCT {_tag_value_sql(tag)} AS v FROM {DB}.series WHERE {where}"
+            f"SELECT DISTINCT {tag_value_sql(tag)} AS v FROM {DB}.series WHERE {where}"
             f" AND v != '' AND startsWith(v, {sql_string(prefix)}) ORDER BY v LIMIT {int(limit)}"
         )
         return [str(r[0]) for r in _rows(self._query(sql))]
@@ -476,7 +400,7 @@ class SqlStore:
         regex = sql_string(f"^{glob_body(pattern)}$")
         rows = _rows(self._query(
             f"SELECT id, any(cls) FROM {DB}.sketch_series WHERE"
-            f" {_path_range(literal_prefix(pattern))} AND match(path, {regex}) GROUP BY id"
+            f" {path_range(literal_prefix(pattern))} AND match(path, {regex}) GROUP BY id"
         ))  # fmt: skip
         if not rows:
             return None
