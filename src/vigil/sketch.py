@@ -220,7 +220,8 @@ def run_quantiles(
     if c.dtype == np.uint64:  # the engine's counts: reinterpreted, as converting is a copy
         c = c.view(np.int64)
     c = c.astype(np.int64, copy=False)
-    cum = np.concatenate([[0], np.cumsum(c)])
+    cum = np.zeros(len(c) + 1, dtype=np.int64)
+    np.cumsum(c, out=cum[1:])
     row = np.asarray(rows, dtype=np.int64)
     start = np.asarray(starts, dtype=np.int64)
     n = len(start)

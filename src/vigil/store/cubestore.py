@@ -344,7 +344,7 @@ def _merge_groups(
         for m in COUNTERS
         if m in t.column_names
     }
-    bins = t.column("bins").combine_chunks()
+    bins = _whole(t.column("bins"))
     keys_list, counts_list = bins.field(0), bins.field(1)
     offsets = keys_list.offsets.to_numpy()
     quantiles = run_quantiles(
@@ -367,12 +367,17 @@ def _ranks(column: pa.ChunkedArray) -> tuple[npt.NDArray[np.int64], npt.NDArray[
     >>> rank.tolist(), values.tolist()
     ([1, 0, 1], ['a', 'b'])
     """
-    encoded = pc.dictionary_encode(column.combine_chunks())
+    encoded = pc.dictionary_encode(_whole(column))
     order = pc.array_sort_indices(encoded.dictionary).to_numpy()
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     values = np.array(encoded.dictionary.take(order).to_pylist(), dtype=object)
     return rank[encoded.indices.to_numpy()], values
+
+
+def _whole(column: pa.ChunkedArray) -> pa.Array:
+    """The column as one array: its only chunk as it is (combining copies even one)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
 def _values(column: pa.ChunkedArray) -> list[Any]:
