@@ -18,9 +18,9 @@ states instead: partial cubes go into ``cube_<step>_in`` (engine ``Null``),
 whose materialized view turns each row into states (``sumState``,
 ``sumMapState`` ...) for the table, and reads take -Merge of them.
 
-Queries sum the counters in the engine. Quantiles read the bins of every
-row in range as they are (plain arrays, no aggregate state to build) and
-merge them per group in numpy, or on servers with states take the
+Queries without quantiles sum the counters in the engine. Quantiles read
+every row in range as it lies (plain arrays, no aggregate state to build,
+no sort) and group and merge them in numpy, or on servers with states take the
 ``sumMapMerge`` of each group; whole days of a range come from the 1-day
 table, so a day of a group is one row (``CubeQuery.segments``).
 """
