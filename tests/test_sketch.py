@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from typing import Any
 
 import numpy as np
@@ -222,6 +223,12 @@ _sketch_rows = st.lists(st.lists(_row, min_size=1, max_size=6), min_size=1, max_
 
 @given(_sketch_rows, st.lists(quantile, min_size=1, max_size=4), st.randoms())
 @settings(max_examples=300)
+# One sketch of many short rows: their bins are summed in a histogram, not sorted.
+@example(
+    sketches=[[[(1, 2), (3, 1)], [(1, 1)], [(3, 4)], [(2, 1), (3, 1)]]],
+    qs=[0.5, 1.0],
+    rnd=random.Random(0),
+)
 def test_run_quantiles_equal_the_merged_sketches(
     sketches: list[list[list[tuple[int, int]]]], qs: list[float], rnd: Any
 ) -> None:
