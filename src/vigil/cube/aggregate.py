@@ -59,7 +59,11 @@ def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
     Rows are sorted by bucket, then dimension tuple; the bins of a row are
     sorted by key.
     """
-    entries = cube_entries(batch)
+    return aggregate(cube_entries(batch), steps)
+
+
+def aggregate(entries: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
+    """``partial_cubes`` of entries already taken by ``cube_entries``."""
     if not entries.num_rows:
         return {}
     dims = [_sorted_dictionary(entries.column(d)) for d in STRING_DIMS]

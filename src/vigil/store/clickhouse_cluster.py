@@ -78,8 +78,10 @@ def shards(initiator: ServerAddress, cluster: str, servers: list[ServerAddress])
         return [s.connect() for s in servers]
 
     def install(ddl: Callable[[str], list[str]]) -> None:
-        # The initiator too: Distributed tables are created AS its local ones.
-        for address in [initiator, *servers]:
+        # The initiator too (once, if it is one of the servers): the Distributed
+        # tables take their columns from its local ones.
+        where = {(a.host, a.port): a for a in [initiator, *servers]}
+        for address in where.values():
             conn = address.connect()
             try:
                 for stmt in ddl(LOCAL_DB):

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from vigil.cube.aggregate import cube_entries, partial_cubes
+from vigil.cube.aggregate import aggregate, cube_entries
 from vigil.query.cubequery import STEPS
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class CubeWriter:
         if not gathered:
             return
         try:
-            for step, rows in partial_cubes(pa.concat_tables(gathered), STEPS).items():
+            for step, rows in aggregate(pa.concat_tables(gathered), STEPS).items():
                 self._insert(step, rows)
         except Exception:  # the thread must go on: entries lost are logged and counted
             self.failures += 1
