@@ -26,9 +26,17 @@ class ChdbConnection:
         self._conn.query(sql)
 
     def query_arrow(self, sql: str) -> pa.Table:
-        """Run a query and return an Arrow table."""
-        result: pa.Table = self._conn.query(sql, "ArrowTable")
-        return result
+        """Run a query and return an Arrow table that owns its memory.
+
+        chDB's own "ArrowTable" reads the result in place: uncompressed (our
+        read settings), its arrays then point into memory chDB frees with the
+        result, and strings read later came back corrupt. One copy of the
+        IPC bytes, held by the table, is cheaper than compressing them.
+        """
+        data = self._conn.query(sql, "Arrow").bytes()
+        if not data:
+            return pa.table({})
+        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         """Insert an Arrow table without serialising it (chDB reads the Python object)."""
