@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import chdb
+import numpy as np
 import pyarrow as pa
 
 from vigil.store.retention import StoragePolicy
@@ -30,13 +31,16 @@ class ChdbConnection:
 
         chDB's own "ArrowTable" reads the result in place: uncompressed (our
         read settings), its arrays then point into memory chDB frees with the
-        result, and strings read later came back corrupt. One copy of the
-        IPC bytes, held by the table, is cheaper than compressing them.
+        result, and strings read later came back corrupt. Here the buffer
+        the arrays point into keeps the result alive: no copy, nothing freed.
         """
-        data = self._conn.query(sql, "Arrow").bytes()
-        if not data:
+        result = self._conn.query(sql, "Arrow")
+        if not result.size():
             return pa.table({})
-        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        view = result.get_memview().view()
+        address = np.frombuffer(view, dtype=np.uint8).ctypes.data
+        buffer = pa.foreign_buffer(address, len(view), base=(result, view))
+        return pa.ipc.open_file(buffer).read_all()
 
     def insert_arrow(self, table: str, batch: pa.Table) -> None:
         """Insert an Arrow table without serialising it (chDB reads the Python object)."""
