@@ -146,8 +146,19 @@ def ingest_counted(
     """
     fig = ingest(server, payload, args)
     fig["logs_e2e_entries_per_s"] = fig["e2e_entries_per_s"]
-    if counted is None:
-        return fig
+    if counted is not None:
+        _wait_counted(server, payload, args, counted, fig)
+    # Then the work the payload left behind (merges of every table), for both.
+    answered = procstat.cpu_seconds(server.pid)
+    idle, fig["idle_after_s"] = procstat.wait_idle(server.pid)
+    fig["cpu_s_all_per_mentries"] = (fig["cpu_s"] + idle - answered) / fig["entries"] * 1e6
+    return fig
+
+
+def _wait_counted(
+    server: Vigil, payload: Payload, args: argparse.Namespace, counted: int, fig: dict[str, Any]
+) -> None:
+    """Run the clock and CPU of ``fig`` on until the cube counts ``counted`` entries."""
     cpu0, t0 = procstat.cpu_seconds(server.pid), time.perf_counter()
     span = (int(payload.start - args.span - 3600), int(time.time() + 3600))
     deadline = time.monotonic() + args.timeout
@@ -160,7 +171,6 @@ def ingest_counted(
     fig["cpu_s"] += procstat.cpu_seconds(server.pid) - cpu0
     fig["e2e_entries_per_s"] = fig["entries"] / fig["e2e_s"]
     fig["cpu_s_per_mentries"] = fig["cpu_s"] / fig["entries"] * 1e6
-    return fig
 
 
 def overhead(args: argparse.Namespace) -> dict[str, Any]:
@@ -188,7 +198,8 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
                 )
                 print(
                     f"    e2e {fig['e2e_entries_per_s']:,.0f} entries/s, acked "
-                    f"{fig['ack_entries_per_s']:,.0f}/s, CPU {fig['cpu_s_per_mentries']:.2f} s/M, "
+                    f"{fig['ack_entries_per_s']:,.0f}/s, CPU {fig['cpu_s_per_mentries']:.2f} s/M "
+                    f"({fig['cpu_s_all_per_mentries']:.2f} merges done), "
                     f"{fig['rows_stored']:,}/{fig['entries']:,} stored"
                     + (
                         f", cube counted all {fig['cube_lag_s']:.2f} s later"
@@ -210,16 +221,13 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
     ]
     ratios: dict[str, Any] = {}
     if "cpu_s_per_mentries" in med["on"] and "cpu_s_per_mentries" in med["off"]:
-        ratios = {
-            "cpu_ratio": med["on"]["cpu_s_per_mentries"] / med["off"]["cpu_s_per_mentries"],
-            "rate_ratio": med["on"]["e2e_entries_per_s"] / med["off"]["e2e_entries_per_s"],
-            "paired_cpu_ratios": [
-                on["cpu_s_per_mentries"] / off["cpu_s_per_mentries"] for on, off in pairs
-            ],
-            "paired_rate_ratios": [
-                on["e2e_entries_per_s"] / off["e2e_entries_per_s"] for on, off in pairs
-            ],
-        }
+        for name, key in [
+            ("cpu", "cpu_s_all_per_mentries"),
+            ("cpu_answered", "cpu_s_per_mentries"),
+            ("rate", "e2e_entries_per_s"),
+        ]:
+            ratios[f"{name}_ratio"] = med["on"][key] / med["off"][key]
+            ratios[f"paired_{name}_ratios"] = [on[key] / off[key] for on, off in pairs]
     return {
         "entries": payload.entries,
         "payload_mib": payload.size / 2**20,
@@ -449,7 +457,8 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
             "e2e_entries_per_s": ("entries/s end to end (stored + counted)", "{:,.0f}"),
             "logs_e2e_entries_per_s": ("entries/s until stored in the log table", "{:,.0f}"),
             "ack_entries_per_s": ("entries/s acknowledged", "{:,.0f}"),
-            "cpu_s_per_mentries": ("server CPU-s per M entries", "{:.2f}"),
+            "cpu_s_all_per_mentries": ("server CPU-s per M entries, merges done", "{:.2f}"),
+            "cpu_s_per_mentries": ("server CPU-s per M entries, at the answer", "{:.2f}"),
             "peak_rss_mb": ("peak RSS MB", "{:.0f}"),
         }
         for key, (label, fmt) in labels.items():
@@ -463,7 +472,7 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
         r = o["ratios"]
         if r:
             lines.append(
-                f"  CPU per entry on ÷ off {r['cpu_ratio']:.3f} "
+                f"  CPU per entry (merges done) on ÷ off {r['cpu_ratio']:.3f} "
                 f"(paired runs {_range(r['paired_cpu_ratios'], '{:.2f}')}): "
                 f"goal <= {GOAL_CPU_RATIO}: {_met(r['cpu_ratio'] <= GOAL_CPU_RATIO)}"
             )

@@ -8,6 +8,7 @@ stay put while wall-clock rates swing.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Collection
 from pathlib import Path
 
@@ -55,6 +56,26 @@ def cpu_seconds(pid: int) -> float:
         # Fields 14-17 of stat(5): utime stime cutime cstime (index 11.. here).
         ticks += sum(int(x) for x in f[11:15])
     return ticks / _TICKS
+
+
+def wait_idle(
+    pid: int, window: float = 1.0, busy: float = 0.03, limit: float = 60.0
+) -> tuple[float, float]:
+    """Wait until the process tree spends under ``busy`` of a core over ``window`` seconds.
+
+    Returns (CPU-seconds of the tree when it went idle, seconds waited); gives
+    up after ``limit`` seconds. What a server still does after it answered
+    (an engine's background merges) is work the payload caused: a CPU figure
+    taken at the answer leaves it out, unequally when one run answers later.
+    """
+    start = time.monotonic()
+    before = cpu_seconds(pid)
+    while True:
+        time.sleep(window)
+        now = cpu_seconds(pid)
+        if now - before < busy * window or time.monotonic() - start > limit:
+            return now, time.monotonic() - start
+        before = now
 
 
 def peak_rss_bytes(pid: int) -> int:

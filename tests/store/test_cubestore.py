@@ -235,7 +235,7 @@ def test_a_failed_cube_insert_is_counted_and_later_batches_go_on(
     inserted: list[str] = []
 
     def insert(table: str, rows: Any) -> None:
-        if not inserted:
+        if table == "vigil.cube_60" and "failed" not in inserted:
             inserted.append("failed")
             raise StorageError("engine down")
         inserted.append(table)
@@ -247,13 +247,9 @@ def test_a_failed_cube_insert_is_counted_and_later_batches_go_on(
     cube.write(entries)
     cube.settle()
     assert cube.failures == 1 and "1 entries could not be counted" in caplog.text
-    assert inserted == [
-        "failed",
-        "vigil.cube_10",
-        "vigil.cube_60",
-        "vigil.cube_3600",
-        "vigil.cube_86400",
-    ]
+    # The steps' inserts are independent: the others of the failed gathering are stored.
+    tables = ["vigil.cube_10", "vigil.cube_60", "vigil.cube_3600", "vigil.cube_86400"]
+    assert sorted(inserted) == sorted(["failed", *tables, *tables[:1], *tables[2:]])
     cube.close()
 
 

@@ -32,6 +32,22 @@ class Inserts:
         self.done.set()
 
 
+def test_a_read_waits_for_every_steps_insert_each_on_a_prepared_thread() -> None:
+    prepared: set[int] = set()
+    stored: list[int] = []
+
+    def slow_insert(step: int, rows: pa.Table) -> None:
+        assert threading.get_ident() in prepared  # the connection's settings come first
+        time.sleep(0.05 if step == STEPS[0] else 0.2)  # the coarse steps finish last
+        stored.append(step)
+
+    writer = CubeWriter(slow_insert, lambda: prepared.add(threading.get_ident()))
+    writer.write(batch(10))
+    writer.settle()
+    assert sorted(stored) == sorted(STEPS)
+    writer.close()
+
+
 def test_batches_are_gathered_until_a_read_asks_then_inserted_once_per_level() -> None:
     inserts = Inserts()
     writer = CubeWriter(inserts, batch_entries=1_000, max_delay=60)
@@ -41,7 +57,7 @@ def test_batches_are_gathered_until_a_read_asks_then_inserted_once_per_level() -
     time.sleep(0.2)
     assert inserts.rows == []
     writer.settle()
-    assert inserts.rows == [(step, 30) for step in STEPS]
+    assert sorted(inserts.rows) == [(step, 30) for step in STEPS]
     writer.close()
 
 
@@ -52,14 +68,14 @@ def test_enough_entries_or_the_delay_flush_without_a_read() -> None:
     writer.write(batch(15))  # 30 >= 20: counted now
     assert inserts.done.wait(10)
     writer.close()
-    assert inserts.rows == [(step, 30) for step in STEPS]
+    assert sorted(inserts.rows) == [(step, 30) for step in STEPS]
 
     inserts = Inserts()
     writer = CubeWriter(inserts, batch_entries=1_000, max_delay=0.1)
     writer.write(batch(3))
     assert inserts.done.wait(10)
     writer.close()
-    assert inserts.rows == [(step, 3) for step in STEPS]
+    assert sorted(inserts.rows) == [(step, 3) for step in STEPS]
 
 
 def test_close_counts_what_is_gathered() -> None:
@@ -67,5 +83,5 @@ def test_close_counts_what_is_gathered() -> None:
     writer = CubeWriter(inserts, batch_entries=1_000, max_delay=60)
     writer.write(batch(4))
     writer.close()
-    assert inserts.rows == [(step, 4) for step in STEPS]
+    assert sorted(inserts.rows) == [(step, 4) for step in STEPS]
     writer.settle()  # nothing pending: returns at once

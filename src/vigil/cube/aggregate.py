@@ -24,7 +24,7 @@ An entry becomes a row of the 10 s partial cube like this::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -64,8 +64,13 @@ def partial_cubes(batch: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
 
 def aggregate(entries: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
     """``partial_cubes`` of entries already taken by ``cube_entries``."""
+    return dict(levels(entries, steps))
+
+
+def levels(entries: pa.Table, steps: Sequence[int]) -> Iterator[tuple[int, pa.Table]]:
+    """``aggregate`` one step at a time, finest first: each can be stored while the next is made."""
     if not entries.num_rows:
-        return {}
+        return
     dims = [_sorted_dictionary(entries.column(d)) for d in STRING_DIMS]
     status = entries.column("status").to_numpy()
     statuses = _sorted_dictionary(entries.column("status"))
@@ -82,12 +87,10 @@ def aggregate(entries: pa.Table, steps: Sequence[int]) -> dict[int, pa.Table]:
         np.where(txn, duration, -np.inf),
     )
     ts = entries.column("ts").cast(pa.int64()).to_numpy() // 1000
-    out = {}
     for step in sorted(steps):
         # Each level starts from the (bucket, tuple, key) sums of the finer one.
         ts, tuple_id, keys, measures = _sum_pairs(ts, step, tuple_id, n_tuples, keys, measures)
-        out[step] = _rows(ts, tuple_id, keys, measures, dims, first, status[first])
-    return out
+        yield step, _rows(ts, tuple_id, keys, measures, dims, first, status[first])
 
 
 def cube_entries(batch: pa.Table) -> pa.Table:
@@ -167,11 +170,13 @@ class _Measures:
         np.minimum.at(low, group, self.low)
         np.maximum.at(high, group, self.high)
         return _Measures(
-            np.bincount(group, weights=self.count, minlength=groups),
-            np.bincount(group, weights=self.dur_sum, minlength=groups),
-            low,
-            high,
+            _sums(group, self.count, groups), _sums(group, self.dur_sum, groups), low, high
         )
+
+
+def _sums(group: Int64s, values: Floats, groups: int) -> Floats:
+    """``values`` summed per group (weighted ``bincount`` is float64, its stubs say int)."""
+    return np.asarray(np.bincount(group, weights=values, minlength=groups), np.float64)
 
 
 def _sum_pairs(
@@ -234,9 +239,7 @@ def _rows(
     timed_count = np.where(timed, measures.count, 0.0)
     columns["cnt"] = pa.array(rows.count.astype(np.uint64))
     columns["errors"] = pa.array(np.where(row_status != 0, rows.count, 0).astype(np.uint64))
-    columns["txn"] = pa.array(
-        np.bincount(row, weights=timed_count, minlength=len(starts)).astype(np.uint64)
-    )
+    columns["txn"] = pa.array(_sums(row, timed_count, len(starts)).astype(np.uint64))
     columns["dur_sum"] = pa.array(rows.dur_sum)
     columns["dur_min"] = pa.array(rows.low)
     columns["dur_max"] = pa.array(rows.high)

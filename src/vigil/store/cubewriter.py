@@ -6,7 +6,9 @@ its size, and the coarse levels hold a row per dimension tuple of the batch
 brought them). So the writer gathers the cube's entries of several stored
 batches, up to ``batch_entries`` or ``max_delay`` seconds, and aggregates
 them at once: with the store's 100k-entry batches this halved the cube's
-CPU per entry. A read asks for what is gathered first (``settle``), so
+CPU per entry. Each step's partial cube is inserted (on a small pool of
+threads, each with its connection) while the next is made: the inserts
+take longer than the numpy passes, and a read waits for all of them. A read asks for what is gathered first (``settle``), so
 queries still see every entry stored before them; a crash loses the
 gathered entries' counts (the entries themselves are stored), at most
 ``max_delay`` seconds of them.
@@ -19,22 +21,26 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 import pyarrow as pa
 
-from vigil.cube.aggregate import aggregate, cube_entries
+from vigil.cube.aggregate import cube_entries, levels
 from vigil.query.cubequery import STEPS
 
 log = logging.getLogger(__name__)
 
 # What the queue carries besides entries: a read waits (flush now), close (flush and stop).
 _FLUSH, _STOP = "flush", "stop"
+# Inserts of one gathering's steps under way at once (two cores do the work).
+INSERT_THREADS = 2
 
 
 class CubeWriter:
     """Counts stored entries into the cube on a thread of its own (started by the first write).
 
-    ``insert(step, rows)`` stores one level's partial cube. ``write`` blocks
+    ``insert(step, rows)`` stores one level's partial cube, on a thread
+    where ``prepare()`` ran first (a connection's settings). ``write`` blocks
     while 8 batches wait for the thread (bounded memory: at most
     ``batch_entries`` gathered plus 8 batches queued, of the columns the
     cube reads).
@@ -49,6 +55,7 @@ class CubeWriter:
     ) -> None:
         self._insert = insert
         self._prepare = prepare
+        self._pool: ThreadPoolExecutor | None = None
         self.batch_entries = batch_entries
         self.max_delay = max_delay
         self.failures = 0
@@ -62,6 +69,9 @@ class CubeWriter:
     def write(self, entries: pa.Table) -> None:
         """Count the transactions and events of stored ``LOGS_SCHEMA`` entries, soon."""
         if self._thread is None:
+            self._pool = ThreadPoolExecutor(
+                INSERT_THREADS, thread_name_prefix="cube-insert", initializer=self._prepare
+            )
             self._thread = threading.Thread(target=self._run, name="cube-writer", daemon=True)
             self._thread.start()
         with self._progress:
@@ -84,9 +94,11 @@ class CubeWriter:
             self._queue.put(_STOP)
             self._thread.join()
             self._thread = None
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _run(self) -> None:
-        self._prepare()
         gathered: list[pa.Table] = []
         batches = entries = 0
         deadline = 0.0
@@ -118,9 +130,14 @@ class CubeWriter:
         """Insert the partial cubes of ``gathered``; a failure is logged and counted, not raised."""
         if not gathered:
             return
+        assert self._pool is not None
+        inserts: list[Future[None]] = []
         try:
-            for step, rows in aggregate(pa.concat_tables(gathered), STEPS).items():
-                self._insert(step, rows)
+            for step, rows in levels(pa.concat_tables(gathered), STEPS):
+                inserts.append(self._pool.submit(self._insert, step, rows))
+            for done in inserts:
+                done.result()
         except Exception:  # the thread must go on: entries lost are logged and counted
+            wait(inserts)  # what is counted is in every table before a read goes on
             self.failures += 1
             log.exception("cube: %d entries could not be counted", entries)
