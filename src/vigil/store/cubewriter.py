@@ -6,12 +6,13 @@ its size, and the coarse levels hold a row per dimension tuple of the batch
 brought them). So the writer gathers the cube's entries of several stored
 batches, up to ``batch_entries`` or ``max_delay`` seconds, and aggregates
 them at once: with the store's 100k-entry batches this halved the cube's
-CPU per entry. Each step's partial cube is inserted (on a small pool of
+CPU per entry (250k cube entries cost what 500k do, and a read waits for
+half as many). Each step's partial cube is inserted (on a small pool of
 threads, each with its connection) while the next is made: the inserts
-take longer than the numpy passes, and a read waits for all of them. A read asks for what is gathered first (``settle``), so
-queries still see every entry stored before them; a crash loses the
-gathered entries' counts (the entries themselves are stored), at most
-``max_delay`` seconds of them.
+take longer than the numpy passes. A read asks for what is gathered first
+(``settle``) and waits for every step's insert, so queries still see every
+entry stored before them; a crash loses the gathered entries' counts (the
+entries themselves are stored), at most ``max_delay`` seconds of them.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class CubeWriter:
         self,
         insert: Callable[[int, pa.Table], None],
         prepare: Callable[[], None] = lambda: None,
-        batch_entries: int = 500_000,
+        batch_entries: int = 250_000,
         max_delay: float = 5.0,
     ) -> None:
         self._insert = insert
