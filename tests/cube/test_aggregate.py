@@ -141,6 +141,29 @@ def test_any_split_of_a_batch_merges_to_the_whole(
             assert whole[step].num_rows == len(one)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_entry, min_size=1, max_size=60), st.sampled_from([1, 60, 3600, 200_000]))
+def test_each_level_is_the_one_made_alone(rows: list[dict[str, Any]], spread: int) -> None:
+    """Coarse levels come from the finer one (re-dated rows when it is one bucket): the same rows."""
+    batch = entries(
+        [
+            {
+                **{k: v for k, v in r.items() if k != "second"},
+                "ts": (T0 + r["second"] % spread) * 1000,
+            }
+            for r in rows
+        ]  # fmt: skip
+    )
+    together = partial_cubes(batch, STEPS)
+    for step in STEPS:
+        alone = partial_cubes(batch, [step])
+        assert (step in together) == (step in alone)
+        if step in alone:  # sums of sums: the duration's sum may differ in the last bits
+            a, b = together[step], alone[step]
+            assert a.drop_columns(["dur_sum"]).equals(b.drop_columns(["dur_sum"]))
+            assert np.allclose(a.column("dur_sum").to_numpy(), b.column("dur_sum").to_numpy())
+
+
 @given(st.lists(st.integers(-(2**62), 2**62), min_size=1, max_size=200))
 def test_dense_ranks_are_numpys_unique_first_index_and_inverse(values: list[int]) -> None:
     a = np.array(values, dtype=np.int64)

@@ -87,10 +87,18 @@ def levels(entries: pa.Table, steps: Sequence[int]) -> Iterator[tuple[int, pa.Ta
         np.where(txn, duration, -np.inf),
     )
     ts = entries.column("ts").cast(pa.int64()).to_numpy() // 1000
+    rows: pa.Table | None = None
     for step in sorted(steps):
-        # Each level starts from the (bucket, tuple, key) sums of the finer one.
-        ts, tuple_id, keys, measures = _sum_pairs(ts, step, tuple_id, n_tuples, keys, measures)
-        yield step, _rows(ts, tuple_id, keys, measures, dims, first, status[first])
+        if rows is not None and ts.min() == ts.max():
+            # The finer level is one bucket (a gathering within one hour, for
+            # the days): its rows are this level's, dated by this step.
+            ts = ts[:1] - ts[:1] % step
+            rows = rows.set_column(0, "ts", pa.array(np.repeat(ts, rows.num_rows), pa.uint32()))
+        else:
+            # Each level starts from the (bucket, tuple, key) sums of the finer one.
+            ts, tuple_id, keys, measures = _sum_pairs(ts, step, tuple_id, n_tuples, keys, measures)
+            rows = _rows(ts, tuple_id, keys, measures, dims, first, status[first])
+        yield step, rows
 
 
 def cube_entries(batch: pa.Table) -> pa.Table:
