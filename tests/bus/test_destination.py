@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from vigil.bus import destination
 from vigil.bus.destination import BusFull, Destination, Overflow
 from vigil.bus.fanout import Bus
 from vigil.bus.spool import Spool
@@ -139,11 +142,75 @@ def test_a_spool_goes_with_spill_only(tmp_path: Path) -> None:
         Destination("store", 1, Overflow.BLOCK, spool)
 
 
-async def test_a_failed_spool_refuses_durable_puts_and_counts_the_rest(tmp_path: Path) -> None:
+def broken_disk(monkeypatch: pytest.MonkeyPatch, call: str = "fsync") -> None:
+    def fail(*args: object) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, call, fail)
+
+
+async def test_a_failed_spool_refuses_durable_puts_and_counts_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     d = spilling(tmp_path, 1)
     await d.put(numbered(0))
-    _open.pop().close()  # the disk went away: every append now fails
+    broken_disk(monkeypatch)  # every append now fails, and so does opening the spool again
     with pytest.raises(BusFull, match="store"):
         await d.put(numbered(10), durable=True)
     await d.put(numbered(20))
     assert d.dropped_rows == {"spool failed, dropped": 10}
+
+
+async def test_the_spool_opens_again_once_the_disk_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    d = spilling(tmp_path, 1)
+    await d.put(numbered(0))
+    await d.put(numbered(10))  # on disk only
+    with monkeypatch.context() as m:
+        broken_disk(m)
+        with pytest.raises(BusFull):
+            await d.put(numbered(20), durable=True)  # the spool closes
+    monkeypatch.setattr(destination, "REOPEN_SECONDS", 0.0)
+    with caplog.at_level(logging.WARNING):
+        await d.put(numbered(30), durable=True)
+    assert "opened again" in caplog.text
+    assert d.spool is not None
+    _open.append(d.spool)  # the spool opened again, closed at the end
+    assert await drain(d) == [0, 10, 30]  # 20 was refused: its sender sends it again
+    assert d.spool is not None and d.spool.pending() == []
+
+
+async def test_a_batch_the_spool_cannot_read_yet_waits_first_in_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = spilling(tmp_path, 1)
+    for first in (0, 10, 20):
+        await d.put(numbered(first))
+    monkeypatch.setattr(destination, "REOPEN_SECONDS", 0.05)
+    first = await d.get(0)
+    assert first is not None
+    with monkeypatch.context() as m:
+        broken_disk(m, "pread")
+        assert await d.get(0.2) is None  # tried, and tried again, within the timeout
+    await asyncio.sleep(0.1)  # past the wait before the spool is opened again
+    assert d.spool is not None
+    _open.append(d.spool)  # the spool opened again, closed at the end
+    await d.done([first])
+    assert await drain(d) == [10, 20] and not d.dropped_rows
+
+
+async def test_a_spool_record_that_does_not_verify_is_dropped_and_counted(tmp_path: Path) -> None:
+    d = spilling(tmp_path, 1)
+    for first in (0, 10, 20):
+        await d.put(numbered(first))
+    assert d.spool is not None
+    [segment] = (tmp_path / "spool").glob("*.seg")
+    second = d.spool.pending()[0]  # 0 went to memory only, 10 and 20 to the spool
+    with open(segment, "r+b") as f:  # a bit flips in the second batch's record
+        f.seek(second.offset + second.size - 1)
+        last = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([last[0] ^ 0xFF]))
+    assert await drain(d) == [0, 20]
+    assert d.dropped_rows == {"spool record corrupt, dropped": 10}

@@ -22,16 +22,21 @@ import collections
 import dataclasses
 import enum
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from vigil.bus.spool import Record, Spool, SpoolError, SpoolFull
+from vigil.bus.spool import Record, Spool, SpoolCorrupt, SpoolError, SpoolFull
 
 if TYPE_CHECKING:  # the protocol imports this module's types
     from vigil.bus.queue import Queue
 
 log = logging.getLogger(__name__)
+
+# After an I/O error closed the spool, how long until it is opened again (a
+# full or failing disk is not retried on every batch).
+REOPEN_SECONDS = 5.0
 
 
 class Overflow(enum.Enum):
@@ -95,6 +100,8 @@ class Destination:
         self._disk_only = len(pending)
         self.replay_total = len(pending)
         self.replay_done = 0
+        self._reopen_at = 0.0  # monotonic: no new try to open a failed spool before
+        self._reopening = asyncio.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -110,6 +117,10 @@ class Destination:
     def _drop(self, batch: pa.Table, reason: str) -> None:
         self.dropped_batches[reason] += 1
         self.dropped_rows[reason] += batch.num_rows
+
+    def _drop_record(self, item: _Item, reason: str) -> None:
+        self.dropped_batches[reason] += 1
+        self.dropped_rows[reason] += item.record.rows if item.record is not None else 0
 
     async def put(self, batch: pa.Table, durable: bool = False) -> None:
         """Take ``batch`` according to the policy; ``durable`` puts reach the spool first.
@@ -142,7 +153,8 @@ class Destination:
                 self._append(_Item(batch, None))
             return
         try:
-            (record,) = await asyncio.to_thread(self.spool.append, [batch])
+            spool = await self._open_spool()
+            (record,) = await asyncio.to_thread(spool.append, [batch])
         except (SpoolFull, SpoolError) as e:
             if durable:
                 raise BusFull(f"destination {self.name}: {e}") from None
@@ -162,7 +174,40 @@ class Destination:
         self._changed.notify_all()
 
     async def get(self, timeout: float | None = None) -> Delivery | None:
-        """The oldest batch, waiting up to ``timeout`` seconds (None: forever)."""
+        """The oldest batch, waiting up to ``timeout`` seconds (None: forever).
+
+        A batch the spool cannot read now (an I/O error) stays first and is
+        tried again once the spool opens again; one whose bytes do not
+        verify is dropped and counted.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            item = await self._next(left)
+            if item is None:
+                return None
+            try:
+                batch = item.batch if item.batch is not None else await self._read(item)
+            except SpoolCorrupt as e:
+                log.error("destination %s: %s", self.name, e)
+                self._drop_record(item, "spool record corrupt, dropped")
+                continue
+            except SpoolError as e:
+                log.error("destination %s: %s; tried again in %.0f s", self.name, e, REOPEN_SECONDS)
+                await self._close_spool()
+                async with self._changed:
+                    self._items.appendleft(item)
+                    self._disk_only += 1
+                if deadline is not None and loop.time() + REOPEN_SECONDS >= deadline:
+                    await asyncio.sleep(max(0.0, deadline - loop.time()))
+                    return None
+                await asyncio.sleep(REOPEN_SECONDS)
+                continue
+            self.delivered_rows += batch.num_rows
+            return Delivery(batch, item.record, item.replay)
+
+    async def _next(self, timeout: float | None) -> _Item | None:
         async with self._changed:
             if not self._items:
                 try:
@@ -175,20 +220,57 @@ class Destination:
             self.memory_bytes -= item.memory_bytes
             self._disk_only -= item.batch is None
             self._changed.notify_all()
-        batch = item.batch
-        if batch is None:
-            assert self.spool is not None and item.record is not None
-            batch = await asyncio.to_thread(self.spool.read, item.record)
-            assert batch is not None
-        self.delivered_rows += batch.num_rows
-        return Delivery(batch, item.record, item.replay)
+            return item
+
+    async def _read(self, item: _Item) -> pa.Table:
+        assert item.record is not None
+        spool = await self._open_spool()
+        return await asyncio.to_thread(spool.read, item.record)
 
     async def done(self, deliveries: list[Delivery]) -> None:
-        """The consumer has handled ``deliveries`` (in order): release their spool records."""
+        """The consumer has handled ``deliveries`` (in order): release their spool records.
+
+        If the spool cannot record that, they stay unreleased until a later
+        release passes them (or are delivered again after a restart).
+        """
         records = [d.record for d in deliveries if d.record is not None]
         self.replay_done += sum(d.replay for d in deliveries)
-        if records and self.spool is not None:
-            await asyncio.to_thread(self.spool.release, records[-1])
+        if not records or self.spool is None:
+            return
+        try:
+            spool = await self._open_spool()
+            await asyncio.to_thread(spool.release, records[-1])
+        except SpoolError as e:
+            log.error("destination %s: %s", self.name, e)
+            await self._close_spool()
+
+    async def _open_spool(self) -> Spool:
+        """The spool, opened again if an I/O error closed it (at most every few seconds).
+
+        Opening recovers from the files, as at a start: records whose bytes
+        were cut are gone (their puts failed and were counted or refused),
+        and the records of this buffer keep their offsets.
+        """
+        async with self._reopening:  # a put and a get may both find it closed
+            spool = self.spool
+            assert spool is not None
+            if not spool.closed:
+                return spool
+            if time.monotonic() < self._reopen_at:
+                raise SpoolError(f"spool {spool.directory} is closed after an error")
+            self._reopen_at = time.monotonic() + REOPEN_SECONDS
+            spool = await asyncio.to_thread(
+                Spool, spool.directory, spool.cap_bytes, spool.segment_bytes
+            )
+            log.warning("destination %s: spool %s opened again", self.name, spool.directory)
+            self.spool = spool
+            return spool
+
+    async def _close_spool(self) -> None:
+        """Close the spool after an I/O error, so that the next use opens it again."""
+        if self.spool is not None and not self.spool.closed:
+            await asyncio.to_thread(self.spool.close)
+            self._reopen_at = 0.0
 
     def status(self) -> dict[str, object]:
         """Depth, spool, drops and replay progress, as ``vigil status`` shows them."""

@@ -85,6 +85,10 @@ class SpoolError(Exception):
     """Reading or writing a spool file failed; the message names the file."""
 
 
+class SpoolCorrupt(SpoolError):
+    """A record's bytes do not verify: reading it again cannot help."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Record:
     """Where one appended batch lives in the spool.
@@ -350,6 +354,11 @@ class Spool:
         except OSError as e:
             raise SpoolError(f"cannot open spool segment {path} for appending: {e}") from e
 
+    @property
+    def closed(self) -> bool:
+        """Closed by ``close`` or by an I/O error; open a new ``Spool`` to go on."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise SpoolError(f"spool {self.directory} is closed")
@@ -451,8 +460,8 @@ class Spool:
     def read(self, record: Record) -> pa.Table:
         """The batch of a pending ``record``, its checksum verified.
 
-        Raises ValueError for a record that is not pending, SpoolError when
-        the bytes on disk do not verify.
+        Raises ValueError for a record that is not pending, SpoolCorrupt when
+        the bytes on disk do not verify, SpoolError when they cannot be read.
         """
         with self._lock:
             self._check_open()
@@ -469,7 +478,7 @@ class Spool:
                 raise SpoolError(f"cannot read spool segment {path}: {e}") from e
         records, good = _scan(data, 0, record.offset)
         if records != [record]:
-            raise SpoolError(
+            raise SpoolCorrupt(
                 f"record at offset {record.offset} of spool segment {path} does not verify "
                 f"(corrupt after {good} of {record.size} bytes); it is cut at the next open"
             )
