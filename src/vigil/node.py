@@ -18,6 +18,7 @@ from vigil.alert.rules import RuleFileError
 from vigil.alert.stage import AlertStage
 from vigil.bus.destination import Destination, Overflow
 from vigil.bus.fanout import Bus
+from vigil.bus.handover import hand_over
 from vigil.bus.jetstream import JetStream
 from vigil.bus.layout import DestinationSpec, destination_specs
 from vigil.bus.metrics import register_bus_metrics
@@ -105,6 +106,8 @@ class Node:
             queue = await self._queue(spec, consume=spec.name in self.consumed)
             self.bus.add(queue, spec.only)
             queues[spec.name] = queue
+        if self.jetstream is not None:  # before new input: what was spooled goes first
+            await hand_over(self.data_dir / "spool", queues)
         if self.storage is not None:
             self._start_consumers(self.storage, queues)
         self._spawn(self._write_selfmetrics())

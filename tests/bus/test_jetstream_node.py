@@ -13,6 +13,8 @@ import pytest
 
 from tests.bus.natsservers import NatsServer
 from tests.nodes import entry, node_settings, send_eventlog, until
+from vigil.bus.spool import Spool
+from vigil.model import logs_from_rows
 from vigil.node import Node
 
 pytestmark = pytest.mark.integration
@@ -65,6 +67,30 @@ async def test_points_and_entries_are_stored_and_forwarded_through_jetstream(
         await node.stop()
         receiver.close()
         await receiver.wait_closed()
+
+
+async def test_what_the_in_process_bus_spooled_is_stored_after_the_move_to_nats(
+    tmp_path: Path, nats_server: NatsServer
+) -> None:
+    data = tmp_path / "data"
+    row = {"ts": int(time.time() * 1000), "uid": 77, "host": "old01", "message": "from the spool"}
+    with Spool(data / "spool" / "store", 1 << 20) as spool:  # acknowledged, not yet stored
+        spool.append([logs_from_rows([row])])
+    node = Node(node_settings(data, bus_nats=nats_server.url))
+    await node.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{node.ports['http']}") as http:
+
+            async def search() -> Any:
+                params = {"from": "-1h", "host": "old01"}
+                return (await http.get("/api/logs/search", params=params)).json()["entries"]
+
+            (hit,) = await until(search, bool)
+            assert hit["message"] == "from the spool"
+    finally:
+        await node.stop()
+    with Spool(data / "spool" / "store", 1 << 20) as spool:
+        assert spool.pending() == []
 
 
 async def test_an_unreachable_nats_is_said_at_start(tmp_path: Path) -> None:
