@@ -3,6 +3,7 @@
 
 import { ApiError, getJSON, sendJSON } from "./api.js";
 import { field, h, notice, replace, select } from "./dom.js";
+import { watch } from "./refresh.js";
 import { ago, duration, formatTime } from "./time.js";
 
 const DURATIONS = [["1h", "1 h"], ["2h", "2 h"], ["8h", "8 h"], ["1d", "1 day"], ["7d", "7 days"]];
@@ -182,33 +183,52 @@ function reportTable(rules) {
 
 export async function alertsPage(root) {
   const actionBox = h("div", { class: "action-box" });
-  const reload = () => alertsPage(root);
-  let alerts;
-  try {
-    alerts = (await getJSON("/api/alerts")).alerts;
-  } catch (err) {
-    const text = err instanceof ApiError && err.status === 404 ? "Alerting is not available on this node." : err.message;
-    replace(root, h("h2", {}, "Alerts"), notice(err.status === 404 ? "info" : "error", text));
-    return;
-  }
-  const now = Math.floor(Date.now() / 1000);
-  const [silences, history, report] = await Promise.all([
-    getJSON("/api/alerts/silences").then((d) => d.silences, (e) => e),
-    getJSON("/api/alerts/history", { from: now - 86400, until: now }).then((d) => d.history, (e) => e),
-    getJSON("/api/alerts/report", { since: "30d" }).then((d) => d.rules, (e) => e),
-  ]);
-  const part = (value, draw) => (value instanceof Error ? notice("error", value.message) : draw(value));
+  const content = h("div");
+  let refresh = null;
+  const load = async () => {
+    let alerts;
+    try {
+      alerts = (await getJSON("/api/alerts")).alerts;
+    } catch (err) {
+      const missing = err instanceof ApiError && err.status === 404;
+      replace(root, h("h2", {}, "Alerts"), notice(missing ? "info" : "error", missing ? "Alerting is not available on this node." : err.message));
+      if (missing) refresh.stop();
+      return;
+    }
+    const now = Math.floor(Date.now() / 1000);
+    const [silences, history, report] = await Promise.all([
+      getJSON("/api/alerts/silences").then((d) => d.silences, (e) => e),
+      getJSON("/api/alerts/history", { from: now - 86400, until: now }).then((d) => d.history, (e) => e),
+      getJSON("/api/alerts/report", { since: "30d" }).then((d) => d.rules, (e) => e),
+    ]);
+    const part = (value, draw) => (value instanceof Error ? notice("error", value.message) : draw(value));
+    replace(
+      content,
+      stateTable(alerts, reload, actionBox),
+      h("h3", {}, "Silences"),
+      part(silences, (s) => silenceTable(s, reload, actionBox)),
+      h("h3", {}, "History (24 h)"),
+      part(history, historyTable),
+      h("h3", {}, "Interruptions (30 days)"),
+      part(report, reportTable),
+    );
+    root.dataset.loaded = String(Date.now());
+  };
+  // After an action, or by hand: the form closes and everything is read again.
+  const reload = () => {
+    replace(actionBox);
+    return load();
+  };
+  // Not while a silence or an acknowledgement is being written.
+  refresh = watch(load, () => actionBox.childElementCount > 0);
   replace(
     root,
     h("div", { class: "page-header" }, h("h2", {}, "Alerts"), h("button", { type: "button", onclick: reload }, "Refresh"),
-      h("button", { type: "button", onclick: () => replace(actionBox, h("h3", {}, "New silence"), silenceForm({}, reload)) }, "New silence")),
+      h("button", { type: "button", onclick: () => replace(actionBox, h("h3", {}, "New silence"), silenceForm({}, reload)) }, "New silence"),
+      refresh.control),
     actionBox,
-    stateTable(alerts, reload, actionBox),
-    h("h3", {}, "Silences"),
-    part(silences, (s) => silenceTable(s, reload, actionBox)),
-    h("h3", {}, "History (24 h)"),
-    part(history, historyTable),
-    h("h3", {}, "Interruptions (30 days)"),
-    part(report, reportTable),
+    content,
   );
+  await load();
+  return refresh.stop;
 }

@@ -3,13 +3,14 @@
 
 import { getJSON, sendJSON } from "./api.js";
 import { h, notice, replace, select, sparkline } from "./dom.js";
+import { watch } from "./refresh.js";
 import { link, navigate, params, setParams } from "./router.js";
 import { ago, formatPrecise, formatTime } from "./time.js";
 
 const RANGES = [["-1h", "last hour"], ["-24h", "last 24 h"], ["-7d", "last 7 days"], ["-30d", "last 30 days"]];
 
 export async function errorList(root) {
-  const range = params().get("from") || "-24h";
+  let range = params().get("from") || "-24h";
   const body = h("tbody");
   const status = h("div");
   const chosen = new Set();
@@ -29,13 +30,37 @@ export async function errorList(root) {
     },
     "Merge selected",
   );
+  const choose = (g) =>
+    h("input", {
+      type: "checkbox",
+      "aria-label": `select ${g.title}`,
+      onchange: (e) => {
+        if (e.target.checked) chosen.add(g.id);
+        else chosen.delete(g.id);
+        merge.disabled = chosen.size < 2;
+      },
+    });
+  const load = async () => {
+    try {
+      const { groups } = await getJSON("/api/errors", { from: range, buckets: 30 });
+      chosen.clear();
+      merge.disabled = true;
+      replace(status);
+      replace(body, groups.length ? groups.map((g) => groupRow(g, choose(g))) : h("tr", {}, h("td", { colspan: 8 }, "No errors in this range.")));
+    } catch (err) {
+      replace(status, notice("error", err.message));
+    }
+    root.dataset.loaded = String(Date.now());
+  };
+  // Rows someone is choosing to merge stay as they are.
+  const refresh = watch(load, () => chosen.size > 0);
   const rangeSelect = select(RANGES, range, {
     "aria-label": "range",
-    onchange: (e) => { setParams({ from: e.target.value }); errorList(root); },
+    onchange: (e) => { range = e.target.value; setParams({ from: range }); load(); },
   });
   replace(
     root,
-    h("div", { class: "page-header" }, h("h2", {}, "Errors"), rangeSelect, merge),
+    h("div", { class: "page-header" }, h("h2", {}, "Errors"), rangeSelect, merge, refresh.control),
     status,
     h(
       "table",
@@ -44,37 +69,23 @@ export async function errorList(root) {
       body,
     ),
   );
-  try {
-    const { groups } = await getJSON("/api/errors", { from: range, buckets: 30 });
-    if (!groups.length) body.append(h("tr", {}, h("td", { colspan: 8 }, "No errors in this range.")));
-    for (const g of groups) {
-      const box = h("input", {
-        type: "checkbox",
-        "aria-label": `select ${g.title}`,
-        onchange: (e) => {
-          if (e.target.checked) chosen.add(g.id);
-          else chosen.delete(g.id);
-          merge.disabled = chosen.size < 2;
-        },
-      });
-      body.append(
-        h(
-          "tr",
-          { class: "error-group" },
-          h("td", {}, box),
-          h("td", { class: "error-title" }, link(`/ui/errors/${encodeURIComponent(g.id)}`, g.title)),
-          h("td", { class: "num" }, String(g.count)),
-          h("td", {}, sparkline(g.sparkline)),
-          h("td", { title: formatTime(g.first_seen) }, ago(g.first_seen)),
-          h("td", { title: formatTime(g.last_seen) }, ago(g.last_seen)),
-          h("td", {}, g.hosts.slice(0, 5).join(", "), g.hosts.length > 5 ? ` +${g.hosts.length - 5}` : ""),
-          h("td", {}, g.apps.join(", ")),
-        ),
-      );
-    }
-  } catch (err) {
-    replace(status, notice("error", err.message));
-  }
+  await load();
+  return refresh.stop;
+}
+
+function groupRow(g, checkbox) {
+  return h(
+    "tr",
+    { class: "error-group" },
+    h("td", {}, checkbox),
+    h("td", { class: "error-title" }, link(`/ui/errors/${encodeURIComponent(g.id)}`, g.title)),
+    h("td", { class: "num" }, String(g.count)),
+    h("td", {}, sparkline(g.sparkline)),
+    h("td", { title: formatTime(g.first_seen) }, ago(g.first_seen)),
+    h("td", { title: formatTime(g.last_seen) }, ago(g.last_seen)),
+    h("td", {}, g.hosts.slice(0, 5).join(", "), g.hosts.length > 5 ? ` +${g.hosts.length - 5}` : ""),
+    h("td", {}, g.apps.join(", ")),
+  );
 }
 
 export async function errorView(root, id) {

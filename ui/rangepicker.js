@@ -1,7 +1,8 @@
 // The time range picker: relative presets, absolute from/until, auto-refresh.
 
-import { field, h, select } from "./dom.js";
-import { PRESETS, REFRESHES, fromLocalInput, toEpoch, toLocalInput } from "./time.js";
+import { field, h } from "./dom.js";
+import { refreshSelect } from "./refresh.js";
+import { PRESETS, fromLocalInput, toEpoch, toLocalInput } from "./time.js";
 
 /**
  * A picker for {from, until, refresh}; onChange gets the new state.
@@ -49,14 +50,7 @@ export function rangePicker(state, onChange, withRefresh = true) {
   ];
   if (withRefresh) {
     parts.push(
-      field(
-        "refresh",
-        // An interval from the address or the file shows even when it is not one of the choices.
-        select(REFRESHES.some(([v]) => v === (state.refresh || "")) ? REFRESHES : [...REFRESHES, [state.refresh, state.refresh]], state.refresh || "", {
-          "aria-label": "auto-refresh",
-          onchange: (e) => onChange({ ...state, refresh: e.target.value }),
-        }),
-      ),
+      field("refresh", refreshSelect(state.refresh || "", (refresh) => onChange({ ...state, refresh }))),
     );
   }
   return h("div", { class: "range-picker" }, parts);

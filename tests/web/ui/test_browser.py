@@ -27,7 +27,7 @@ STACK = (
     "    price = prices[sku]\n"
     "KeyError: 'sku-123'"
 )
-HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned = 2\"> <b>bold</b>"
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> <b>bold</b>'
 
 
 def rendered_points(server: Server, target: str, start: int) -> int:
@@ -38,7 +38,9 @@ def rendered_points(server: Server, target: str, start: int) -> int:
 def test_dashboard_draws_every_point_and_the_deploy_marker(page: Page, server: Server) -> None:
     now = int(time.time()) // 10 * 10
     start = now - 300
-    send_plaintext(server, [f"ui.web{h}.cpu {h * 10 + i} {start + 10 * i}" for h in (1, 2) for i in range(12)])
+    send_plaintext(
+        server, [f"ui.web{h}.cpu {h * 10 + i} {start + 10 * i}" for h in (1, 2) for i in range(12)]
+    )
     post_event(server, start + 55, "deploy shop 1.4.2 <b>now</b>", "deploy shop")
     assert wait_until(lambda: rendered_points(server, "ui.*.cpu", start - 10) == 24)
     dashboards = server.data_dir / "dashboards"
@@ -66,7 +68,9 @@ def test_dashboard_draws_every_point_and_the_deploy_marker(page: Page, server: S
     legend = page.locator(".legend").first
     expect(legend).to_contain_text("ui.web2.cpu")
     # current, min, max, avg of ui.web2.cpu: 31, 20, 31, 25.5
-    expect(legend.locator("tbody tr").nth(1).locator("td.num")).to_have_text(["31", "20", "31", "25.5"])
+    expect(legend.locator("tbody tr").nth(1).locator("td.num")).to_have_text(
+        ["31", "20", "31", "25.5"]
+    )
     box = markers.first.bounding_box()
     assert box is not None
     page.mouse.move(box["x"] + 1, box["y"] + box["height"] / 2)
@@ -114,7 +118,9 @@ def test_live_tail_shows_a_line_within_a_second(page: Page, server: Server) -> N
     page.goto("/ui/logs?live=1&host=tail01")
     expect(page.locator(".tail-status")).to_have_text("live")
     started = time.monotonic()
-    send_entries(server, {"host": "tail01", "app": "shop", "message": "payment timeout for order 77"})
+    send_entries(
+        server, {"host": "tail01", "app": "shop", "message": "payment timeout for order 77"}
+    )
     page.locator(".log-entry", has_text="payment timeout for order 77").wait_for(timeout=1000)
     latency = time.monotonic() - started
     assert latency < 1, f"the line took {latency:.3f} s to show"
@@ -230,11 +236,50 @@ def test_metric_browser_graphs_a_clicked_metric_and_wraps_it(page: Page, server:
 
 def test_sources_page_lists_what_reports(page: Page, server: Server) -> None:
     send_entries(server, {"host": "web09", "app": "billing", "kind": "heartbeat"})
-    assert wait_until(lambda: any(s["host"] == "web09" for s in server.get("/api/sources").json()["sources"]))
+    assert wait_until(
+        lambda: any(s["host"] == "web09" for s in server.get("/api/sources").json()["sources"])
+    )
     page.goto("/ui/sources")
     row = page.locator("tr.source", has_text="web09")
     expect(row).to_contain_text("1 heartbeat")
     screenshot(page, "sources")
+
+
+def test_watching_pages_show_new_data_without_a_reload(page: Page, server: Server) -> None:
+    page.goto("/ui/sources?refresh=1s")
+    expect(page.get_by_label("auto-refresh")).to_have_value("1s")
+    send_entries(server, {"host": "web31", "app": "late", "kind": "heartbeat"})
+    row = page.locator("tr.source", has_text="web31")
+    expect(row).to_contain_text("1 heartbeat", timeout=20_000)
+    page.get_by_label("auto-refresh").select_option("")
+    page.wait_for_url("**refresh=off**")
+
+
+def held(page: Page, seconds: float = 2.5) -> bool:
+    """Whether the view did not load its data again for ``seconds`` (its interval is 1 s)."""
+    view = page.locator(".view")
+    before = view.get_attribute("data-loaded")
+    page.wait_for_timeout(seconds * 1000)
+    return view.get_attribute("data-loaded") == before
+
+
+def test_what_someone_is_doing_on_a_page_holds_its_refresh(page: Page, server: Server) -> None:
+    send_entries(server, {"host": "web05", "app": "hold", "status": 500, "message": "hold me"})
+    assert wait_until(lambda: server.get("/api/errors", app="hold").json()["groups"])
+    page.goto("/ui/errors?refresh=1s")
+    view = page.locator(".view")
+    box = page.locator(".error-group", has_text="hold me").get_by_role("checkbox")
+    box.check()  # choosing rows to merge
+    assert held(page)
+    expect(box).to_be_checked()
+    box.uncheck()
+    expect(view).not_to_have_attribute("data-loaded", view.get_attribute("data-loaded") or "")
+
+    page.goto("/ui/alerts?refresh=1s")
+    expect(view).to_have_attribute("data-loaded", re.compile(r"\d+"))
+    page.get_by_role("button", name="New silence").click()  # writing a silence
+    assert held(page)
+    expect(page.get_by_label("matchers")).to_be_visible()
 
 
 def test_an_alert_is_acknowledged_and_silenced_from_the_page(page: Page, server: Server) -> None:
@@ -279,7 +324,13 @@ def test_an_alert_is_acknowledged_and_silenced_from_the_page(page: Page, server:
 @pytest.mark.parametrize("width", [1280, 1024])
 def test_pages_fit_a_laptop_screen(page: Page, width: int) -> None:
     page.set_viewport_size({"width": width, "height": 720})
-    for path in ("/ui/dashboards/web", "/ui/logs?from=-1h", "/ui/errors", "/ui/metrics", "/ui/sources"):
+    for path in (
+        "/ui/dashboards/web",
+        "/ui/logs?from=-1h",
+        "/ui/errors",
+        "/ui/metrics",
+        "/ui/sources",
+    ):
         page.goto(path)
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
