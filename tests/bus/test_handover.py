@@ -5,17 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 
+from tests.bus.test_destination import drain, numbered
 from vigil.bus.destination import Destination, Overflow
 from vigil.bus.handover import hand_over
-from vigil.bus.queue import Queue
 from vigil.bus.spool import Spool
-
-
-def numbered(first: int) -> pa.Table:
-    return pa.table({"v": pa.array(range(first, first + 10), pa.int64())})
 
 
 def spooled(directory: Path, firsts: list[int], released: int = 0) -> None:
@@ -24,14 +19,6 @@ def spooled(directory: Path, firsts: list[int], released: int = 0) -> None:
         records = spool.append([numbered(f) for f in firsts])
         if released:
             spool.release(records[released - 1])
-
-
-async def drain(queue: Queue) -> list[int]:
-    got = []
-    while (delivery := await queue.get(0)) is not None:
-        got.append(delivery.batch.column("v")[0].as_py())
-        await queue.done([delivery])
-    return got
 
 
 async def test_pending_batches_move_in_order_and_leave_the_spool(tmp_path: Path) -> None:
