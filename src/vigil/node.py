@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from vigil.bus.fanout import Bus
 from vigil.bus.handover import hand_over
 from vigil.bus.jetstream import JetStream
 from vigil.bus.layout import DestinationSpec, destination_specs
+from vigil.bus.lease import Lease, LeaseHeld
 from vigil.bus.metrics import register_bus_metrics
 from vigil.bus.natslogin import NatsLogin
 from vigil.bus.queue import Queue
@@ -87,6 +89,7 @@ class Node:
         self._writer: StoreWriter | None = None
         self._http: uvicorn.Server | None = None
         self.alerts: AlertStage | None = None
+        self._lease: Lease | None = None
 
     async def start(self) -> None:
         """Open storage if a stage reads it, start every stage, then write ``ports.json``."""
@@ -99,6 +102,14 @@ class Node:
                 replicas=s.bus.bus_nats_replicas,
                 login=NatsLogin.from_settings(s.bus),
             )
+            if "alert" in self.stages:  # two would notify everything twice
+                # The alert state lives in the data_dir: a restart on it takes its lease back.
+                holder = f"{self.telemetry.node} ({socket.gethostname()}:{self.data_dir.resolve()})"
+                try:
+                    self._lease = await Lease.take(self.jetstream, "alert", holder)
+                except LeaseHeld:
+                    await self.jetstream.close()
+                    raise
         if READS_STORAGE.intersection(self.stages):
             self.storage = await asyncio.to_thread(open_storage, s, self.data_dir)
         queues: dict[str, Queue] = {}
@@ -272,6 +283,8 @@ class Node:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         (self.data_dir / "ports.json").unlink(missing_ok=True)
+        if self._lease is not None:
+            await self._lease.release()
         if self.jetstream is not None:
             await self.jetstream.close()
         for destination in self.bus.destinations.values():
