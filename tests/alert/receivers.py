@@ -49,7 +49,9 @@ async def webhook(fail: int = 0) -> AsyncIterator[Webhook]:
     """A webhook receiver on a free loopback port, stopped afterwards."""
     hook = Webhook(fail)
     app = Starlette(routes=[Route("/hook", hook._hook, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+    )
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)

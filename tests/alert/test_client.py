@@ -52,7 +52,18 @@ def test_list_check_silence_ack_and_report(server: Server) -> None:
     assert "disk-free" in listing and "servers.db1.disk.free" in listing
     check = vigil(server, "alerts", "check", "disk-free")
     assert check.returncode == 0 and "servers.db1.disk.free = 5 <= 10" in check.stdout
-    silence = vigil(server, "alerts", "silence", "--match", "rule=disk-*", "--for", "1h", "--reason", "resize", "--json")
+    silence = vigil(
+        server,
+        "alerts",
+        "silence",
+        "--match",
+        "rule=disk-*",
+        "--for",
+        "1h",
+        "--reason",
+        "resize",
+        "--json",
+    )
     assert silence.returncode == 0 and json.loads(silence.stdout)["reason"] == "resize"
     assert "[silenced]" in vigil(server, "alerts", "list").stdout
     ack = vigil(server, "alerts", "ack", "disk-free", "servers.db1.disk.free", "--reason", "on it")
@@ -68,12 +79,16 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_old_rules(server: Server) -> No
     rules = server.data_dir / "rules"
     (rules / "alive.yaml").write_text("rule:\n  - name: web-alive\n    heartbeat: web*\n")
     server.proc.send_signal(signal.SIGHUP)
-    names = lambda: sorted(r["name"] for r in json.loads(vigil(server, "alerts", "rules", "--json").stdout)["rules"])  # noqa: E731
+    names = lambda: sorted(
+        r["name"] for r in json.loads(vigil(server, "alerts", "rules", "--json").stdout)["rules"]
+    )  # noqa: E731
     assert wait_for(lambda: names() == ["disk-free", "web-alive"])
     (rules / "broken.toml").write_text('[[rule]]\nname = "x"\n')
     server.proc.send_signal(signal.SIGHUP)
     reload = vigil(server, "alerts", "reload")
-    assert reload.returncode == 1 and "broken.toml:2: rule 'x' needs exactly one of" in reload.stderr
+    assert (
+        reload.returncode == 1 and "broken.toml:2: rule 'x' needs exactly one of" in reload.stderr
+    )
     assert names() == ["disk-free", "web-alive"]
     (rules / "broken.toml").unlink()
     assert vigil(server, "alerts", "reload").returncode == 0

@@ -6,7 +6,9 @@ WEEK = 7 * 86400
 T0 = 1_763_942_400  # Monday 2025-11-24 00:00 UTC
 
 
-def rec(ts: float, kind: str, rule: str, state: str = "", target: str = "t", **data: Any) -> dict[str, Any]:
+def rec(
+    ts: float, kind: str, rule: str, state: str = "", target: str = "t", **data: Any
+) -> dict[str, Any]:
     return {"ts": ts, "kind": kind, "rule": rule, "target": target, "state": state,
             "message": "", "data": data}  # fmt: skip
 
@@ -38,7 +40,9 @@ def test_report_counts_pages_heals_and_durations_noisiest_first() -> None:
         {"week": "2025-W48", "woke": 1, "healed": 0, "incidents": 1, "seconds": 600},
         {"week": "2025-W49", "woke": 2, "healed": 0, "incidents": 1, "seconds": 60},
     ]
-    assert api["by_week"] == [{"week": "2025-W48", "woke": 0, "healed": 1, "incidents": 1, "seconds": 30}]
+    assert api["by_week"] == [
+        {"week": "2025-W48", "woke": 0, "healed": 1, "incidents": 1, "seconds": 30}
+    ]
     assert (api["woke"], api["heals"], api["healed"], api["total_seconds"]) == (0, 1, 1, 30)
     assert (cpu["woke"], cpu["suppressed"], cpu["incidents"]) == (0, 1, 0)
 

@@ -62,7 +62,9 @@ async def test_email_is_delivered_to_a_real_smtp_server() -> None:
 async def test_command_gets_the_notice_on_stdin(tmp_path: Path) -> None:
     out = tmp_path / "notice.json"
     d = dispatcher([])
-    notifier = Notifier("cmd", "command", {"command": f"sh -c 'cat > {out}; echo $VIGIL_STATE >> {out}'"})
+    notifier = Notifier(
+        "cmd", "command", {"command": f"sh -c 'cat > {out}; echo $VIGIL_STATE >> {out}'"}
+    )
     delivery = await d.deliver(NOTICE, notifier)
     assert delivery.ok
     assert '"rule":"api-load"' in out.read_text() and out.read_text().endswith("CRITICAL\n")

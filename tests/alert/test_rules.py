@@ -45,7 +45,10 @@ def test_the_documented_rule_form_loads(tmp_path: Path) -> None:
 
 
 def test_yaml_is_the_same_rules(tmp_path: Path) -> None:
-    write(tmp_path, "api.yaml", """
+    write(
+        tmp_path,
+        "api.yaml",
+        """
 rule:
   - name: api-load
     target: servers.*.load
@@ -59,7 +62,8 @@ notifier:
   oncall-email:
     type: email
     to: [oncall@example.com]
-""")
+""",
+    )
     (yaml_rule,) = load_dir(tmp_path).rules
     (tmp_path / "api.yaml").unlink()
     write(tmp_path, "api.toml", ISSUE_EXAMPLE)
@@ -68,7 +72,9 @@ notifier:
 
 
 def test_every_source_kind_parses() -> None:
-    ruleset = parse_file(Path("all.toml"), """
+    ruleset = parse_file(
+        Path("all.toml"),
+        """
 [[rule]]
 name = "p99"
 cube = {measure = "p99", app = "shop", group_by = ["host"]}
@@ -90,7 +96,8 @@ target = "servers.*.disk.free"
 direction = "below"
 warning = 20
 critical = 10
-""")
+""",
+    )
     by_name = {r.name: r for r in ruleset.rules}
     assert by_name["p99"].spec == {"measure": "p99", "app": "shop", "group_by": ["host"]}
     assert by_name["timeouts"].spec == {"q": "timeout", "app": "shop"}
@@ -109,8 +116,11 @@ critical = 10
         ('[[rule]]\nname = "a"\ntarget = "x"\nwarning = 1\ninterval = "soon"\n', 5, "duration"),
         ('[[rule]]\nname = "a"\ntarget = "x"\nwarning = 5\ncritical = 1\n', 5, "less severe"),
         ('[[rule]]\nname = "a"\ntarget = "x"\ncheck = "y"\nwarning = 1\n', 4, "exactly one"),
-        ('\n\n[[rule]]\nname = "a"\ntarget = "x"\ncritical = 1\nnotify = ["pager"]\n', 3,
-         "not a notifier"),
+        (
+            '\n\n[[rule]]\nname = "a"\ntarget = "x"\ncritical = 1\nnotify = ["pager"]\n',
+            3,
+            "not a notifier",
+        ),
         ('[notifier.hook]\ntype = "pigeon"\n', 2, "use one of"),
         ('[[rule]]\nname = "a"\ncube = {measure = "p42"}\ncritical = 1\n', 3, "p42"),
     ],
@@ -144,7 +154,11 @@ def test_a_rule_name_used_in_two_files_names_both(tmp_path: Path) -> None:
 
 def test_routes_may_name_notifiers_of_other_files(tmp_path: Path) -> None:
     write(tmp_path, "rules.toml", '[[rule]]\nname = "x"\nheartbeat = "web*"\nnotify = ["ops"]\n')
-    write(tmp_path, "notifiers.toml", '[notifier.ops]\ntype = "webhook"\nurl = "http://127.0.0.1:1/"\n')
+    write(
+        tmp_path,
+        "notifiers.toml",
+        '[notifier.ops]\ntype = "webhook"\nurl = "http://127.0.0.1:1/"\n',
+    )
     assert [r.name for r in load_dir(tmp_path).rules] == ["x"]
 
 

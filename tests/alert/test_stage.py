@@ -46,12 +46,18 @@ async def hook() -> AsyncIterator[Webhook]:
 
 
 def make_stage(
-    tmp_path: Path, storage: SqlStore, rules: str, hook: Webhook | None = None, bus: Bus | None = None
+    tmp_path: Path,
+    storage: SqlStore,
+    rules: str,
+    hook: Webhook | None = None,
+    bus: Bus | None = None,
 ) -> AlertStage:
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir(exist_ok=True)
     url = hook.url if hook else "http://127.0.0.1:9/"
-    notifier = f'[notifier.hook]\ntype = "webhook"\nurl = "{url}"\nattempts = 2\nretry_backoff = "0s"\n'
+    notifier = (
+        f'[notifier.hook]\ntype = "webhook"\nurl = "{url}"\nattempts = 2\nretry_backoff = "0s"\n'
+    )
     (rules_dir / "rules.toml").write_text(rules + "\n" + notifier)
     stage = AlertStage(
         AlertSettings(), QuerySettings(), storage, bus or Bus(), Telemetry("t"), tmp_path,
@@ -89,7 +95,9 @@ labels = {team = "api"}
 async def test_threshold_crossings_become_one_grouped_notice(
     tmp_path: Path, storage: SqlStore, hook: Webhook
 ) -> None:
-    storage.write_points(points({"servers.web1.load": 7, "servers.web2.load": 9, "servers.web3.load": 1}, NOW - 5))
+    storage.write_points(
+        points({"servers.web1.load": 7, "servers.web2.load": 9, "servers.web3.load": 1}, NOW - 5)
+    )
     stage = make_stage(tmp_path, storage, LOAD_RULE, hook)
     await round_(stage, NOW)
     await sent(stage)
@@ -107,8 +115,12 @@ async def test_threshold_crossings_become_one_grouped_notice(
     assert any("api-load" in e.what for e in storage.events(NOW - 60, NOW + 60, ["alert"]))
 
 
-async def test_a_target_that_errors_is_unknown_with_the_error(tmp_path: Path, storage: SqlStore) -> None:
-    stage = make_stage(tmp_path, storage, '[[rule]]\nname = "bad"\ntarget = "noSuchFunction(a.b)"\ncritical = 1\n')
+async def test_a_target_that_errors_is_unknown_with_the_error(
+    tmp_path: Path, storage: SqlStore
+) -> None:
+    stage = make_stage(
+        tmp_path, storage, '[[rule]]\nname = "bad"\ntarget = "noSuchFunction(a.b)"\ncritical = 1\n'
+    )
     await round_(stage, NOW)
     (alert,) = stage.current()
     assert alert["state"] == "UNKNOWN" and "unknown function noSuchFunction" in alert["message"]
@@ -124,7 +136,9 @@ async def test_no_data_follows_the_rules_nodata(tmp_path: Path, storage: SqlStor
 
 
 async def test_heartbeat_loss_and_return(tmp_path: Path, storage: SqlStore) -> None:
-    stage = make_stage(tmp_path, storage, '[[rule]]\nname = "alive"\nheartbeat = "web*"\ntimeout = "60s"\n')
+    stage = make_stage(
+        tmp_path, storage, '[[rule]]\nname = "alive"\nheartbeat = "web*"\ntimeout = "60s"\n'
+    )
     beat = logs_from_rows([{"ts": (NOW - 10) * 1000, "host": "web1", "app": "shop", "kind": "heartbeat"},
                            {"ts": (NOW - 10) * 1000, "host": "db1", "app": "pg", "kind": "heartbeat"}])  # fmt: skip
     stage.heartbeats.observe(beat)
@@ -132,18 +146,30 @@ async def test_heartbeat_loss_and_return(tmp_path: Path, storage: SqlStore) -> N
     assert [(a["target"], a["state"]) for a in stage.current()] == [("web1/shop", "OK")]
     await round_(stage, NOW + 120)
     (alert,) = stage.current()
-    assert alert["state"] == "CRITICAL" and "no heartbeat from web1/shop for 130s" in alert["message"]
-    stage.heartbeats.observe(logs_from_rows([{"ts": (NOW + 125) * 1000, "host": "web1", "app": "shop", "kind": "heartbeat"}]))
+    assert (
+        alert["state"] == "CRITICAL" and "no heartbeat from web1/shop for 130s" in alert["message"]
+    )
+    stage.heartbeats.observe(
+        logs_from_rows(
+            [{"ts": (NOW + 125) * 1000, "host": "web1", "app": "shop", "kind": "heartbeat"}]
+        )
+    )
     await round_(stage, NOW + 130)
     assert stage.current()[0]["state"] == "OK"
     stage._save()
-    restarted = make_stage(tmp_path, storage, '[[rule]]\nname = "alive"\nheartbeat = "web*"\ntimeout = "60s"\n')
+    restarted = make_stage(
+        tmp_path, storage, '[[rule]]\nname = "alive"\nheartbeat = "web*"\ntimeout = "60s"\n'
+    )
     await round_(restarted, NOW + 300)  # web1 went silent while the node was down
     assert restarted.current()[0]["state"] == "CRITICAL"
 
 
-@pytest.mark.skipif(not Path("/usr/lib/nagios/plugins/check_dummy").exists(), reason="no monitoring-plugins")
-async def test_nagios_plugins_set_the_state_and_store_perfdata(tmp_path: Path, storage: SqlStore) -> None:
+@pytest.mark.skipif(
+    not Path("/usr/lib/nagios/plugins/check_dummy").exists(), reason="no monitoring-plugins"
+)
+async def test_nagios_plugins_set_the_state_and_store_perfdata(
+    tmp_path: Path, storage: SqlStore
+) -> None:
     bus = Bus()
     seen = bus.add(Destination("seen", 1 << 20, Overflow.DROP_HEAD))
     stage = make_stage(
@@ -156,7 +182,10 @@ async def test_nagios_plugins_set_the_state_and_store_perfdata(tmp_path: Path, s
     await round_(stage, NOW)
     by_rule = {a["rule"]: a for a in stage.current()}
     assert by_rule["load"]["state"] == "OK" and by_rule["load"]["message"].startswith("LOAD OK")
-    assert by_rule["fire"]["state"] == "CRITICAL" and by_rule["fire"]["message"] == "CRITICAL: disk on fire"
+    assert (
+        by_rule["fire"]["state"] == "CRITICAL"
+        and by_rule["fire"]["message"] == "CRITICAL: disk on fire"
+    )
     assert by_rule["slow"]["state"] == "UNKNOWN" and "timed out" in by_rule["slow"]["message"]
     delivery = await seen.get(timeout=1)
     assert delivery is not None
@@ -182,7 +211,9 @@ async def heal_finished(stage: AlertStage) -> None:
             await asyncio.sleep(0.02)
 
 
-async def test_a_heal_that_works_wakes_nobody(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_a_heal_that_works_wakes_nobody(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     marker = tmp_path / "healed"
     storage.write_points(points({"servers.heals.errors": 9}, NOW - 5))
     stage = make_stage(tmp_path, storage, heal_rule("heals", f"touch {marker}"), hook)
@@ -196,14 +227,20 @@ async def test_a_heal_that_works_wakes_nobody(tmp_path: Path, storage: SqlStore,
     assert stage.current()[0]["state"] == "OK" and not stage.current()[0]["healing"]
     await sent(stage)
     assert hook.bodies == []
-    phases = [r["data"].get("phase") for r in stage.history.query(NOW - 60, NOW + 60, "heals") if r["kind"] == "heal"]
+    phases = [
+        r["data"].get("phase")
+        for r in stage.history.query(NOW - 60, NOW + 60, "heals")
+        if r["kind"] == "heal"
+    ]
     assert phases == ["start", "done", "healed"]
     stage.clock = lambda: NOW + 60
     (heals,) = [r for r in stage.report(NOW - 3600)["rules"] if r["rule"] == "heals"]
     assert (heals["healed"], heals["woke"], heals["total_seconds"]) == (1, 0, 20)
 
 
-async def test_a_failing_heal_escalates_and_does_not_loop(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_a_failing_heal_escalates_and_does_not_loop(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     storage.write_points(points({"servers.fails.errors": 9}, NOW - 5))
     stage = make_stage(tmp_path, storage, heal_rule("fails", "sh -c 'echo no luck; exit 3'"), hook)
     await round_(stage, NOW)
@@ -212,13 +249,17 @@ async def test_a_failing_heal_escalates_and_does_not_loop(tmp_path: Path, storag
     await round_(stage, NOW + 20)
     await sent(stage)
     (notice,) = await hook.wait(1)
-    assert notice["state"] == "CRITICAL" and "heal failed (exit 3)" in notice["alerts"][0]["message"]
+    assert (
+        notice["state"] == "CRITICAL" and "heal failed (exit 3)" in notice["alerts"][0]["message"]
+    )
     heals = [r for r in stage.history.query(NOW - 60, NOW + 60, "fails") if r["kind"] == "heal"]
     assert [r["data"]["phase"] for r in heals] == ["start", "done", "escalated"]
     assert "no luck" in heals[1]["data"]["output"]
 
 
-async def test_within_the_cooldown_a_problem_escalates_at_once(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_within_the_cooldown_a_problem_escalates_at_once(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     storage.write_points(points({"servers.cools.errors": 9}, NOW - 5))
     stage = make_stage(tmp_path, storage, heal_rule("cools", "true"), hook)
     await round_(stage, NOW)
@@ -233,7 +274,9 @@ async def test_within_the_cooldown_a_problem_escalates_at_once(tmp_path: Path, s
     assert "no heal: one ran 30s ago" in notice["alerts"][0]["message"]
 
 
-async def test_silences_mute_notices_but_keep_them_in_history(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_silences_mute_notices_but_keep_them_in_history(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     storage.write_points(points({"servers.web1.load": 7, "servers.web2.load": 9}, NOW - 5))
     stage = make_stage(tmp_path, storage, LOAD_RULE, hook)
     stage.add_silence({"target": "servers.web1.*"}, NOW + 3600, "maintenance")
@@ -243,22 +286,32 @@ async def test_silences_mute_notices_but_keep_them_in_history(tmp_path: Path, st
     assert [a["target"] for a in notice["alerts"]] == ["servers.web2.load"]
     silenced = {a["target"]: a["silenced"] for a in stage.current()}
     assert (silenced["servers.web1.load"], silenced["servers.web2.load"]) == (True, False)
-    suppressed = [r for r in stage.history.query(NOW - 60, NOW + 60, "api-load") if r["data"].get("suppressed")]
+    suppressed = [
+        r
+        for r in stage.history.query(NOW - 60, NOW + 60, "api-load")
+        if r["data"].get("suppressed")
+    ]
     assert [r["target"] for r in suppressed] == ["servers.web1.load"]
     # silences survive a restart
     again = make_stage(tmp_path, storage, LOAD_RULE, hook)
     assert [s.reason for s in again.silences.active(NOW)] == ["maintenance"]
 
 
-async def test_a_bad_rule_file_is_rejected_whole_and_the_old_rules_stay(tmp_path: Path, storage: SqlStore) -> None:
+async def test_a_bad_rule_file_is_rejected_whole_and_the_old_rules_stay(
+    tmp_path: Path, storage: SqlStore
+) -> None:
     stage = make_stage(tmp_path, storage, LOAD_RULE)
-    (tmp_path / "rules" / "more.toml").write_text('[[rule]]\nname = "x"\nheartbeat = "a"\n\n[[rule]]\nname = "y"\ntarget = "a"\n')
+    (tmp_path / "rules" / "more.toml").write_text(
+        '[[rule]]\nname = "x"\nheartbeat = "a"\n\n[[rule]]\nname = "y"\ntarget = "a"\n'
+    )
     with pytest.raises(RuleFileError, match=r"more.toml:7: rule 'y' needs a warning or a critical"):
         stage.reload()
     assert [r.name for r in stage.ruleset.rules] == ["api-load"]
 
 
-async def test_alert_states_survive_a_restart(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_alert_states_survive_a_restart(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     storage.write_points(points({"servers.web1.load": 7}, NOW - 5))
     stage = make_stage(tmp_path, storage, LOAD_RULE, hook)
     await round_(stage, NOW)
@@ -293,7 +346,9 @@ async def test_cube_and_log_search_targets(tmp_path: Path, storage: SqlStore) ->
     assert states[("timeouts", "timeout app=shop")] == ("WARNING", 7.0)
 
 
-async def test_check_evaluates_without_acting(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_check_evaluates_without_acting(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     storage.write_points(points({"servers.web1.load": 7}, NOW - 5))
     stage = make_stage(tmp_path, storage, LOAD_RULE, hook)
     doc = await stage.check("api-load")
@@ -302,7 +357,9 @@ async def test_check_evaluates_without_acting(tmp_path: Path, storage: SqlStore,
     assert stage.current() == [] and stage.history._pending == type(stage.history._pending)()
 
 
-async def test_a_heal_webhook_is_posted_the_alert(tmp_path: Path, storage: SqlStore, hook: Webhook) -> None:
+async def test_a_heal_webhook_is_posted_the_alert(
+    tmp_path: Path, storage: SqlStore, hook: Webhook
+) -> None:
     storage.write_points(points({"servers.hooked.errors": 9}, NOW - 5))
     rule = heal_rule("hooked", "x").replace('heal = "x"', f'heal_webhook = "{hook.url}"')
     stage = make_stage(tmp_path, storage, rule)
@@ -314,7 +371,11 @@ async def test_a_heal_webhook_is_posted_the_alert(tmp_path: Path, storage: SqlSt
                     "message": "servers.hooked.errors = 9 >= 5"}  # fmt: skip
     assert stage.current()[0]["healing"]
     await stage.history.flush()
-    done = [r for r in stage.history.query(NOW - 60, NOW + 60, "hooked") if r["data"].get("phase") == "done"]
+    done = [
+        r
+        for r in stage.history.query(NOW - 60, NOW + 60, "hooked")
+        if r["data"].get("phase") == "done"
+    ]
     assert done[0]["data"]["ok"] and "HTTP 200" in done[0]["message"]
 
 
@@ -337,5 +398,7 @@ async def test_a_target_that_stops_being_returned_is_no_data_then_forgotten(
     await round_(stage, NOW + 60 + 3601)
     assert [a["target"] for a in stage.current()] == []  # a too: no data in the window, then gone
     await stage.history.flush()
-    forgotten = [r for r in stage.history.query(NOW, NOW + 7200, "gone") if r["data"].get("forgotten")]
+    forgotten = [
+        r for r in stage.history.query(NOW, NOW + 7200, "gone") if r["data"].get("forgotten")
+    ]
     assert {r["target"] for r in forgotten} == {"gone.a.load", "gone.b.load"}

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from vigil.query.pathglob import glob_to_regex
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
-from vigil.store.pathglob import glob_to_regex
 
 
 class MemorySource:

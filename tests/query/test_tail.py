@@ -15,7 +15,12 @@ from vigil.query.tail import RESUME_SLACK_MS, TailHub, gap_query, resumed
 
 def batch(first_uid: int, n: int, host: str = "web01") -> pa.Table:
     rows: list[dict[str, object]] = [
-        {"ts": 1_800_000_000_000 + first_uid, "uid": first_uid + i, "host": host, "message": f"m{i}"}
+        {
+            "ts": 1_800_000_000_000 + first_uid,
+            "uid": first_uid + i,
+            "host": host,
+            "message": f"m{i}",
+        }
         for i in range(n)
     ]
     return logs_from_rows(rows)

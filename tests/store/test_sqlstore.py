@@ -266,7 +266,9 @@ def test_compact_merges_parts_and_usage_reports_them(store: SqlStore, backend: B
 def test_many_globs_in_one_fetch_match_as_each_glob_alone(store: SqlStore) -> None:
     # an alert round fetches thousands of patterns at once; past MANY_GLOBS they are one scan
     paths = [f"svc{i}.host{j}.{m}" for i in range(6) for j in range(4) for m in ("cpu", "mem")]
-    store.write_points(points([(p, NOW - 10, 1.0) for p in paths] + [("svc1.x;dc=a", NOW - 10, 1.0)]))
+    store.write_points(
+        points([(p, NOW - 10, 1.0) for p in paths] + [("svc1.x;dc=a", NOW - 10, 1.0)])
+    )
     globs = [f"svc{i}.host{{0,1}}.cpu" for i in range(6)] + [f"svc{i}.*.m?m" for i in range(6)]
     globs += ["svc[23].host3.*", "svc5.host[!0].cpu", "nothing.*", "svc1.x;dc=a"] * 2
     one_by_one = sorted({s.name for g in globs for s in store.fetch([g], NOW - 60, NOW)})

@@ -37,7 +37,9 @@ dashboards = st.builds(
 )
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -59,13 +61,17 @@ def test_any_json_is_a_dashboard_or_a_dashboard_error(doc: Any) -> None:
     st.fixed_dictionaries(
         {"title": st.just("t")},
         optional={
-            "panels": st.lists(st.dictionaries(st.sampled_from(["title", "targets", "x"]), json_values)),
+            "panels": st.lists(
+                st.dictionaries(st.sampled_from(["title", "targets", "x"]), json_values)
+            ),
             "from": json_values,
             "refresh": json_values,
         },
     )
 )
-def test_documents_near_a_dashboard_are_parsed_or_refused_with_a_reason(doc: dict[str, Any]) -> None:
+def test_documents_near_a_dashboard_are_parsed_or_refused_with_a_reason(
+    doc: dict[str, Any],
+) -> None:
     try:
         parse(doc)
     except DashboardError as e:
@@ -79,7 +85,10 @@ def test_documents_near_a_dashboard_are_parsed_or_refused_with_a_reason(doc: dic
         ({"title": ""}, "title must not be empty"),
         ({"title": "x", "colour": "red"}, "unknown key 'colour'; a dashboard has events, from"),
         ({"title": "x", "panels": {}}, "panels must be a list"),
-        ({"title": "x", "panels": [{"targets": []}]}, "panels[0].targets must be a list of one or more"),
+        (
+            {"title": "x", "panels": [{"targets": []}]},
+            "panels[0].targets must be a list of one or more",
+        ),
         ({"title": "x", "panels": [{"targets": ["a"], "y": 1}]}, "panels[0].unknown key 'y'"),
         ({"title": "x", "panels": [{"targets": [" "]}]}, "non-empty strings"),
         ({"title": 3}, "title must be a string"),

@@ -25,7 +25,14 @@ def store(tmp_path: Path) -> Iterator[SqlStore]:
     rows: list[dict[str, object]] = [
         {"ts": ms - 600_000, "uid": 1, "host": "web01", "app": "shop", "kind": "heartbeat"},
         {"ts": ms - 60_000, "uid": 2, "host": "web01", "app": "shop", "kind": "line"},
-        {"ts": ms - 50_000, "uid": 3, "host": "web01", "app": "shop", "kind": "event", "name": "deploy"},
+        {
+            "ts": ms - 50_000,
+            "uid": 3,
+            "host": "web01",
+            "app": "shop",
+            "kind": "event",
+            "name": "deploy",
+        },
         {"ts": ms - 40_000, "uid": 4, "host": "db01", "app": "pg", "kind": "line"},
         {"ts": ms - 7200_000, "uid": 5, "host": "old01", "app": "shop", "kind": "line"},
     ]

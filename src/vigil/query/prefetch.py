@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from vigil.query.grammar import Call, Expr, Path, parse
+from vigil.query.pathglob import glob_to_regex, is_pattern, literal_prefix
 from vigil.query.series import Series
 from vigil.query.source import Event, MetricNode, SeriesSource
-from vigil.store.pathglob import glob_to_regex, is_pattern, literal_prefix
 
 
 def paths_of(target: str) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from vigil.query.cubequery import QUANTILES, STEPS
+from vigil.query.pathglob import glob_body
 from vigil.query.series import Series
 from vigil.query.source import MetricNode
 from vigil.store.cubestore import (
@@ -29,7 +30,6 @@ from vigil.store.cubestore import (
     table,
 )
 from vigil.store.dialect import EMBEDDED, Dialect
-from vigil.store.pathglob import glob_body
 
 ROOT = "cube"
 PATH_DIMS = ("app", "name", "dc", "cluster", "host")

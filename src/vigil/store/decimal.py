@@ -26,7 +26,6 @@ MAX_EXPONENT = 15
 _EXACT = 2.0**53
 
 
-
 def value_sql(d: Dialect = EMBEDDED) -> str:
     """How the engine reads a value back from its two columns."""
     return f"if(e = {RAW_EXPONENT}, {d.float_bits('v')}, v / exp10(e))"

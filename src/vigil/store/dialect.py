@@ -210,7 +210,11 @@ class Dialect:
 
     def ms_date(self, column: str) -> str:
         """The day of an ``ms_type`` column (the partition key of logs and errors)."""
-        return f"toDate({column})" if self.datetime64 else f"toDate(toDateTime(intDiv({column}, 1000)))"
+        return (
+            f"toDate({column})"
+            if self.datetime64
+            else f"toDate(toDateTime(intDiv({column}, 1000)))"
+        )
 
     def ms_month(self, column: str) -> str:
         """The month of an ``ms_type`` column (the partition key of events)."""

@@ -367,7 +367,9 @@ class ErrorStore:
     def _events(self, start_ms: int, end_ms: int) -> list[dict[str, Any]]:
         d = self._d
         # ``when`` in the condition is the alias (seconds) where the column holds epoch ms.
-        low, high = (d.ms(start_ms), d.ms(end_ms)) if d.datetime64 else (start_ms / 1000, end_ms / 1000)
+        low, high = (
+            (d.ms(start_ms), d.ms(end_ms)) if d.datetime64 else (start_ms / 1000, end_ms / 1000)
+        )
         sql = (
             f"SELECT id, toFloat64({d.ms_of('when')}) / 1000 AS when, what, tags, data"
             f" FROM {DB}.events WHERE when >= {low} AND when <= {high}"

@@ -156,7 +156,9 @@ def _rollup_views(policy: StoragePolicy, d: Dialect, db: str) -> list[str]:
                 f"SELECT cls, id, toDateTime(intDiv({seconds}, {step}) * {step}) AS ts, {select}"
                 f" {source_table} {where} GROUP BY cls, id, ts"
             )
-        stmts.append(f"CREATE MATERIALIZED VIEW {db}.rollup_{step}_mv TO {db}.rollup_{step} AS {body}")
+        stmts.append(
+            f"CREATE MATERIALIZED VIEW {db}.rollup_{step}_mv TO {db}.rollup_{step} AS {body}"
+        )
     return stmts
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from vigil.query.cubequery import STEPS as CUBE_STEPS
+from vigil.query.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.query.series import Series, parse_tags
 from vigil.query.source import Event, MetricNode
 from vigil.sketch import grouped_quantiles
@@ -30,7 +31,6 @@ from vigil.store.dialect import EMBEDDED, MERGE_TREE_OPTIONS, Dialect
 from vigil.store.errorstore import ErrorStore
 from vigil.store.interface import EventFields, QueryLimitError, StorageError
 from vigil.store.logstore import LogStore
-from vigil.store.pathglob import glob_body, is_pattern, literal_prefix
 from vigil.store.retention import METHODS, StoragePolicy
 from vigil.store.series_keys import SeriesKeys, normalise
 from vigil.store.seriessql import path_range, tag_condition, tag_value_sql
@@ -41,6 +41,7 @@ sql_string = schema.sql_string
 
 # Beyond this many globs in one fetch (alert rounds), the catalogue is matched in one scan.
 MANY_GLOBS = 16
+
 
 class SqlStore:
     """Points, series and events in a ClickHouse-semantics engine."""

@@ -52,7 +52,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def browser() -> Iterator[Browser]:
     """Debian's chromium, headless; the tests never download a browser."""
     if not CHROMIUM.exists():
-        pytest.fail("/usr/bin/chromium is missing: `make test` installs it (apt-get install chromium)")
+        pytest.fail(
+            "/usr/bin/chromium is missing: `make test` installs it (apt-get install chromium)"
+        )
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vigil.store.pathglob import glob_to_regex, is_pattern, literal_prefix
+from vigil.query.pathglob import glob_to_regex, is_pattern, literal_prefix
 
 
 @pytest.mark.parametrize(
