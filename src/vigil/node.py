@@ -165,9 +165,11 @@ class Node:
             self.tail = TailHub(queues["tail"], s.bus.tail_subscriber_entries)
             self._spawn(self.tail.run())
         if "alert" in self.stages:
+            lease = self._lease
             self.alerts = AlertStage(
-                s.alert, s.query, storage, self.bus, self.telemetry, self.data_dir, queues["alert"]
-            )
+                s.alert, s.query, storage, self.bus, self.telemetry, self.data_dir, queues["alert"],
+                active=lambda: lease is None or lease.held,
+            )  # fmt: skip
             self._spawn(self.alerts.run())
 
     async def _queue(self, spec: DestinationSpec, consume: bool) -> Queue:

@@ -79,9 +79,11 @@ def test_sighup_reloads_and_a_bad_file_keeps_the_old_rules(server: Server) -> No
     rules = server.data_dir / "rules"
     (rules / "alive.yaml").write_text("rule:\n  - name: web-alive\n    heartbeat: web*\n")
     server.proc.send_signal(signal.SIGHUP)
-    names = lambda: sorted(
-        r["name"] for r in json.loads(vigil(server, "alerts", "rules", "--json").stdout)["rules"]
-    )  # noqa: E731
+
+    def names() -> list[str]:
+        listed = json.loads(vigil(server, "alerts", "rules", "--json").stdout)["rules"]
+        return sorted(r["name"] for r in listed)
+
     assert wait_for(lambda: names() == ["disk-free", "web-alive"])
     (rules / "broken.toml").write_text('[[rule]]\nname = "x"\n')
     server.proc.send_signal(signal.SIGHUP)

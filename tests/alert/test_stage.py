@@ -402,3 +402,27 @@ async def test_a_target_that_stops_being_returned_is_no_data_then_forgotten(
         r for r in stage.history.query(NOW, NOW + 7200, "gone") if r["data"].get("forgotten")
     ]
     assert {r["target"] for r in forgotten} == {"gone.a.load", "gone.b.load"}
+
+
+async def test_a_stage_standing_by_evaluates_nothing_until_it_is_active(
+    tmp_path: Path, storage: SqlStore
+) -> None:
+    storage.write_points(points({"standby.web1.load": 7}, NOW - 5))
+    rule = LOAD_RULE.replace("servers.*.load", "standby.*.load")
+    stage = make_stage(tmp_path, storage, rule)
+    now, active = [NOW], [False]  # another process holds the alert lease
+    stage.clock, stage.active = lambda: now[0], lambda: active[0]
+    task = asyncio.create_task(stage._schedule())
+    try:
+        await asyncio.sleep(0.3)
+        assert stage.current() == []
+        active[0] = True  # the lease is this process's again
+        now[0] += 10  # the rule's next round
+        for _ in range(40):
+            if stage.current():
+                break
+            await asyncio.sleep(0.05)
+        assert [a["state"] for a in stage.current()] == ["CRITICAL"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -69,3 +69,21 @@ async def test_a_second_alert_process_refuses_to_start(
     third = Node(node_settings(tmp_path / "two", bus_nats=nats_server.url))
     await third.start()  # the first released it at its stop
     await third.stop()
+
+
+async def test_a_lost_lease_stands_by_and_is_taken_back_once_free(link: JetStream) -> None:
+    lease = await Lease.take(link, "alert", "a", ttl=1.0)
+    kv = await link.js.key_value(f"{link.prefix}-leases")
+    await kv.put("alert", b"b")  # another process took it while this one was cut off
+
+    async def until(held: bool) -> None:
+        deadline = time.monotonic() + 5
+        while lease.held != held:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+    await until(False)
+    await kv.delete("alert")  # the other one stopped
+    await until(True)
+    assert (await kv.get("alert")).value == b"a"
+    await lease.release()

@@ -59,8 +59,10 @@ class AlertStage:
         data_dir: Path,
         destination: Queue | None = None,
         clock: Callable[[], float] = time.time,
+        active: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
+        self.active = active  # False: another process evaluates (``bus.lease``), stand by
         self.limits = limits
         self.storage = storage
         self.bus = bus
@@ -170,9 +172,9 @@ class AlertStage:
         while True:
             now = self.clock()
             due = [r for r in self.ruleset.rules if self._due.get(r.name, now) <= now]
-            if due:
-                for rule in due:
-                    self._due[rule.name] = now + rule.interval
+            for rule in due:
+                self._due[rule.name] = now + rule.interval
+            if due and self.active():
                 await self.evaluate(due, now)
             wait = min(self._due.values(), default=now + 1.0) - self.clock()
             self._wake.clear()

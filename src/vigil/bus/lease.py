@@ -38,6 +38,7 @@ class Lease:
         self._kv = kv
         self._revision = revision
         self._ttl = ttl
+        self.held = True  # False while another process has it: stand by
         self._renewer = asyncio.create_task(self._renew())
 
     @classmethod
@@ -65,18 +66,26 @@ class Lease:
         return cls(kv, role, holder, revision, ttl)
 
     async def _renew(self) -> None:
+        value = self.holder.encode()
         while True:
             await asyncio.sleep(self._ttl / 4)
             try:
-                self._revision = await self._kv.update(
-                    self.role, self.holder.encode(), last=self._revision
-                )
+                if self.held:
+                    self._revision = await self._kv.update(self.role, value, last=self._revision)
+                else:  # lost: taken back once the other holder's lease is gone
+                    self._revision = await self._kv.create(self.role, value)
+                    self.held = True
+                    log.warning("%s lease taken back by %s", self.role, self.holder)
             except KeyWrongLastSequenceError:
-                log.error(
-                    "%s lease lost: another node took it while this one could not renew it",
-                    self.role,
-                )
-                return
+                if self.held:
+                    log.error(
+                        "%s lease lost to another process (NATS was away longer than %.0f s?);"
+                        " %s stands by until it is free",
+                        self.role,
+                        self._ttl,
+                        self.holder,
+                    )
+                self.held = False
             except (nats.errors.Error, TimeoutError) as e:  # NATS away: try again next round
                 log.warning("%s lease not renewed: %r", self.role, e)
 
