@@ -59,6 +59,7 @@ import dataclasses
 import logging
 import time
 import uuid
+from typing import TypedDict, Unpack
 
 import nats
 import nats.errors
@@ -98,6 +99,19 @@ _UNAVAILABLE = (
     nats.js.errors.NoStreamResponseError,
 )
 _CONNECT_ATTEMPTS = 3  # per server at start: a wrong address is said at once
+
+
+class LinkOptions(TypedDict, total=False):
+    """What ``JetStream.connect`` passes on to ``JetStream`` (which holds the defaults)."""
+
+    node: str
+    prefix: str
+    replicas: int
+    ack_wait: float
+    retry_seconds: float
+    timeout: float
+
+
 _FETCH_BATCH = 8  # messages fetched ahead: a few MB at most, kept alive by in_progress
 _HEADER_ROOM = 1024  # bytes of a message left for its headers
 DUPLICATE_WINDOW = 120.0  # seconds during which a retried publish is recognised
@@ -352,6 +366,7 @@ class JetStreamDestination:
 class JetStream:
     """A node's connection to NATS JetStream, and the destinations it keeps there.
 
+    ``node`` names this process in the names of the consumers of its own;
     ``timeout`` bounds one JetStream request (a publish waiting for its ack);
     ``retry_seconds`` how long a publish is retried before it is given up.
     """
@@ -380,21 +395,15 @@ class JetStream:
     async def connect(
         cls,
         servers: str,
-        node: str = "vigil",
-        prefix: str = "vigil",
-        replicas: int = 1,
-        ack_wait: float = 30.0,
-        retry_seconds: float = 30.0,
-        timeout: float = 5.0,
         login: NatsLogin | None = None,
         connect_seconds: float = 10.0,
+        **link: Unpack[LinkOptions],
     ) -> JetStream:
         """Connect to ``servers`` (comma-separated NATS URLs); reconnects on its own after that.
 
-        ``node`` names this process in the names of the consumers of its own.
         ``login``: user, password and TLS files (none by default).
         ``connect_seconds`` bounds the first connection: nats-py waits forever
-        after a TLS certificate it does not trust.
+        after a TLS certificate it does not trust. The rest are ``JetStream``'s.
         """
         errors: collections.deque[Exception] = collections.deque(maxlen=32)
 
@@ -409,11 +418,12 @@ class JetStream:
         # nats-py takes fractions of seconds though its hints say int.
         options |= {"reconnect_time_wait": 0.25, "connect_timeout": min(5, connect_seconds)}
         nc = Client()
+        made = cls(nc, **link)  # no I/O until the connection is up
         try:
             await asyncio.wait_for(
                 nc.connect(
                     [s.strip() for s in servers.split(",")],
-                    name=f"vigil {node}",
+                    name=f"vigil {made.node}",
                     max_reconnect_attempts=_CONNECT_ATTEMPTS,
                     error_cb=report,
                     **options,
@@ -426,7 +436,7 @@ class JetStream:
             raise JetStreamError(f"cannot connect to NATS at {shown(servers)}: {why}") from None
         # Once connected, never give up: a restarting server or cluster is waited for.
         nc.options["max_reconnect_attempts"] = -1
-        return cls(nc, node, prefix, replicas, ack_wait, retry_seconds, timeout)
+        return made
 
     async def encoded(self, batch: pa.Table) -> list[tuple[int, bytes]]:
         """The messages of ``batch``, encoded once for all the destinations it is put to.
