@@ -9,8 +9,10 @@ import pyarrow as pa
 import pytest
 from starlette.testclient import TestClient
 
+from tests.clickhouse import ClickHouseServer
 from vigil.model import POINTS_SCHEMA
 from vigil.settings import QuerySettings
+from vigil.store.backends import open_server
 from vigil.store.chdb_engine import open_embedded
 from vigil.store.retention import StoragePolicy
 from vigil.store.sqlstore import SqlStore
@@ -131,3 +133,21 @@ def test_status_and_compact_report_storage(client: TestClient) -> None:
     assert status["storage"]["points"]["rows"] == 19
     compacted = client.post("/api/compact").json()
     assert "points" in compacted["compacted"] and compacted["storage"]["points"]["parts"] == 1
+
+
+@pytest.mark.integration
+def test_a_store_that_went_away_answers_503_with_why(tmp_path: Path) -> None:
+    server = ClickHouseServer(tmp_path / "clickhouse")
+    server.start()
+    store = open_server(server.address, StoragePolicy.from_files("", ""))
+    try:
+        client = TestClient(create_app(store, Telemetry("t"), QuerySettings(), clock=lambda: NOW))
+        assert client.post("/events/", json={"what": "deploy"}).status_code == 200
+        server.stop()
+        r = client.post("/events/", json={"what": "deploy again"})
+        assert r.status_code == 503 and "failed" in r.json()["error"]
+        r = client.get("/render", params={"target": "web.*.cpu", "format": "json"})
+        assert r.status_code == 503
+    finally:
+        server.stop()
+        store.close()

@@ -177,7 +177,10 @@ def _query_routes(
             when, what, tags, data = parse_event(await request.body())
         except EventError as e:
             return _error(400, str(e))
-        event = await run_in_threadpool(storage.write_event, when, what, tags, data)
+        try:
+            event = await run_in_threadpool(storage.write_event, when, what, tags, data)
+        except StorageError as e:  # the sender may try again: nothing was stored
+            return _error(503, str(e))
         return JSONResponse(event_json(event))
 
     async def get_events(request: Request) -> Response:
