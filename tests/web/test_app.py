@@ -148,6 +148,8 @@ def test_a_store_that_went_away_answers_503_with_why(tmp_path: Path) -> None:
         assert r.status_code == 503 and "failed" in r.json()["error"]
         r = client.get("/render", params={"target": "web.*.cpu", "format": "json"})
         assert r.status_code == 503
+        status = client.get("/api/status")  # still answers, saying what is wrong
+        assert status.status_code == 200 and "error" in status.json()["storage"]
     finally:
         server.stop()
         store.close()

@@ -247,7 +247,11 @@ def create_app(
         status = node.status() if node is not None else {}
         if storage is None:
             return JSONResponse({"version": __version__, **status})
-        usage = await run_in_threadpool(storage.usage)
+        usage: dict[str, Any]
+        try:
+            usage = await run_in_threadpool(storage.usage)
+        except StorageError as e:  # the bus's figures matter most while storage is away
+            usage = {"error": str(e)}
         return JSONResponse({"version": __version__, **status, "storage": usage})
 
     async def compact_view(request: Request) -> Response:
