@@ -255,9 +255,10 @@ class Node:
         """What ``vigil status`` shows: this process's stages, ports, queues and drops.
 
         ``destinations`` lists every destination this process publishes to;
-        ``consumes`` the ones it reads.
+        ``consumes`` the ones it reads; ``alert_lease`` whether this alert
+        process evaluates (``held``) or stands by.
         """
-        return {
+        status = {
             "node": self.telemetry.node,
             "roles": self.settings.node.roles,
             "stages": list(self.stages),
@@ -267,6 +268,9 @@ class Node:
             "consumes": self.consumed,
             "destinations": {name: d.status() for name, d in self.bus.destinations.items()},
         }
+        if self._lease is not None:
+            status["alert_lease"] = {"holder": self._lease.holder, "held": self._lease.held}
+        return status
 
     async def stop(self) -> None:
         """Stop listening, store what was received, close storage."""

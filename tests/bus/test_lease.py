@@ -60,6 +60,7 @@ async def test_a_second_alert_process_refuses_to_start(
 ) -> None:
     first = Node(node_settings(tmp_path / "one", bus_nats=nats_server.url))
     await first.start()
+    assert first.status()["alert_lease"]["held"]
     try:
         second = Node(node_settings(tmp_path / "two", bus_nats=nats_server.url))
         with pytest.raises(OSError, match="runs the alert role .*only one process may"):
