@@ -39,19 +39,19 @@ async def test_a_held_lease_is_refused_to_another_and_freed_by_its_release(
 
 
 async def test_a_lease_no_longer_renewed_frees_itself(link: JetStream) -> None:
-    crashed = await Lease.take(link, "alert", "a", ttl=1.0)
+    crashed = await Lease.take(link, "alert", "a", ttl=2.0)
     await crashed.abandon()  # the process died: no renewal, no release
     deadline = time.monotonic() + 10
     while True:
         try:
-            taken = await Lease.take(link, "alert", "b", ttl=1.0)
+            taken = await Lease.take(link, "alert", "b", ttl=2.0)
             break
         except LeaseHeld:
             assert time.monotonic() < deadline, "the lease of a dead holder never expired"
             await asyncio.sleep(0.2)
-    await asyncio.sleep(1.5)  # renewed past its ttl: still held
+    await asyncio.sleep(3)  # renewed past its ttl: still held
     with pytest.raises(LeaseHeld):
-        await Lease.take(link, "alert", "c", ttl=1.0)
+        await Lease.take(link, "alert", "c", ttl=2.0)
     await taken.release()
 
 

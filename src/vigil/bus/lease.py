@@ -17,7 +17,7 @@ import contextlib
 import logging
 
 import nats.errors
-from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from vigil.bus.jetstream import JetStream, JetStreamError
@@ -44,7 +44,11 @@ class Lease:
     @classmethod
     async def take(cls, link: JetStream, role: str, holder: str, ttl: float = 20.0) -> Lease:
         """Take ``role`` for ``holder``; ``LeaseHeld`` if another holder's lease is fresh."""
-        kv = await link.js.create_key_value(bucket=f"{link.prefix}-leases", ttl=ttl)
+        bucket = f"{link.prefix}-leases"
+        try:  # made once; a bucket made with another ttl is used as it is
+            kv = await link.js.key_value(bucket)
+        except BucketNotFoundError:
+            kv = await link.js.create_key_value(bucket=bucket, ttl=ttl)
         value = holder.encode()
         try:
             revision = await kv.create(role, value)
