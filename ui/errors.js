@@ -90,22 +90,34 @@ function groupRow(g, checkbox) {
 
 export async function errorView(root, id) {
   const range = params().get("from") || "-24h";
-  let g;
-  try {
-    g = await getJSON(`/api/errors/${encodeURIComponent(id)}`, { from: range, buckets: 60 });
-  } catch (err) {
-    replace(root, notice("error", err.message), link("/ui/errors", "All errors"));
-    return;
-  }
   const status = h("div");
+  const body = h("div");
+  const load = async () => {
+    try {
+      const g = await getJSON(`/api/errors/${encodeURIComponent(id)}`, { from: range, buckets: 60 });
+      replace(status);
+      replace(body, groupParts(g, split));
+    } catch (err) {
+      replace(status, notice("error", err.message));
+    }
+    root.dataset.loaded = String(Date.now());
+  };
   const split = (fp) => async () => {
     try {
       await sendJSON("POST", `/api/errors/${encodeURIComponent(id)}/split`, { fingerprint: fp });
-      errorView(root, id);
+      await load();
     } catch (err) {
       replace(status, notice("error", err.message));
     }
   };
+  const refresh = watch(load);
+  replace(root, h("div", { class: "page-header" }, link("/ui/errors", "← all errors"), refresh.control), status, body);
+  await load();
+  return refresh.stop;
+}
+
+/** A group's facts, latest sample, first appearance and fingerprints (each with its split). */
+function groupParts(g, split) {
   const sample = g.sample
     ? h(
         "div",
@@ -120,16 +132,13 @@ export async function errorView(root, id) {
         ),
         h("pre", { class: "stack" }, g.sample.message),
       )
-    : notice("info", "The latest occurrence is not in the log store: not written yet (reload in a second) or gone with log retention.");
+    : notice("info", "The latest occurrence is not in the log store yet (it shows at the next refresh), or it is gone with log retention.");
   const first = Math.floor(g.first_seen);
   const events = g.events.length
     ? h("ul", { class: "events" }, g.events.map((e) => h("li", {}, h("span", { class: "log-time" }, formatTime(e.when)), " ", h("strong", {}, e.what), e.tags.length ? ` [${e.tags.join(", ")}]` : "")))
     : h("p", { class: "muted" }, "No deploys or other events within an hour of the first appearance.");
-  replace(
-    root,
-    h("p", {}, link("/ui/errors", "← all errors")),
+  return [
     h("h2", { class: "error-title" }, g.title),
-    status,
     h(
       "dl",
       { class: "facts" },
@@ -150,5 +159,5 @@ export async function errorView(root, id) {
       { class: "fingerprints" },
       g.fingerprints.map((fp) => h("li", {}, h("code", {}, fp), g.fingerprints.length > 1 ? h("button", { type: "button", onclick: split(fp) }, "Split out") : "")),
     ),
-  );
+  ];
 }
