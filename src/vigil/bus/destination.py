@@ -114,13 +114,9 @@ class Destination:
     def _fits(self, size: int) -> bool:
         return not self.memory_bytes or self.memory_bytes + size <= self.capacity_bytes
 
-    def _drop(self, batch: pa.Table, reason: str) -> None:
+    def _drop(self, rows: int, reason: str) -> None:
         self.dropped_batches[reason] += 1
-        self.dropped_rows[reason] += batch.num_rows
-
-    def _drop_record(self, item: _Item, reason: str) -> None:
-        self.dropped_batches[reason] += 1
-        self.dropped_rows[reason] += item.record.rows if item.record is not None else 0
+        self.dropped_rows[reason] += rows
 
     async def put(self, batch: pa.Table, durable: bool = False) -> None:
         """Take ``batch`` according to the policy; ``durable`` puts reach the spool first.
@@ -134,14 +130,14 @@ class Destination:
         async with self._changed:
             if not self._fits(size):
                 if self.overflow is Overflow.DROP_TAIL:
-                    self._drop(batch, "queue full, newest dropped")
+                    self._drop(batch.num_rows, "queue full, newest dropped")
                     return
                 if self.overflow is Overflow.DROP_HEAD:
                     while not self._fits(size):
                         old = self._items.popleft()
                         self.memory_bytes -= old.memory_bytes
                         assert old.batch is not None
-                        self._drop(old.batch, "queue full, oldest dropped")
+                        self._drop(old.batch.num_rows, "queue full, oldest dropped")
                 else:
                     await self._changed.wait_for(lambda: self._fits(size))
             self._append(_Item(batch, None))
@@ -159,7 +155,9 @@ class Destination:
             if durable:
                 raise BusFull(f"destination {self.name}: {e}") from None
             full = isinstance(e, SpoolFull)
-            self._drop(batch, "spool full, newest dropped" if full else "spool failed, dropped")
+            self._drop(
+                batch.num_rows, "spool full, newest dropped" if full else "spool failed, dropped"
+            )
             if not full:
                 log.error("destination %s: %s", self.name, e)
             return
@@ -191,7 +189,8 @@ class Destination:
                 batch = item.batch if item.batch is not None else await self._read(item)
             except SpoolCorrupt as e:
                 log.error("destination %s: %s", self.name, e)
-                self._drop_record(item, "spool record corrupt, dropped")
+                assert item.record is not None  # only spooled batches are read
+                self._drop(item.record.rows, "spool record corrupt, dropped")
                 continue
             except SpoolError as e:
                 log.error("destination %s: %s; tried again in %.0f s", self.name, e, REOPEN_SECONDS)

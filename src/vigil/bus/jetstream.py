@@ -99,6 +99,9 @@ _UNAVAILABLE = (
     nats.js.errors.NoStreamResponseError,
 )
 _CONNECT_ATTEMPTS = 3  # per server at start: a wrong address is said at once
+_FETCH_BATCH = 8  # messages fetched ahead: a few MB at most, kept alive by in_progress
+_HEADER_ROOM = 1024  # bytes of a message left for its headers
+DUPLICATE_WINDOW = 120.0  # seconds during which a retried publish is recognised
 
 
 class LinkOptions(TypedDict, total=False):
@@ -110,11 +113,6 @@ class LinkOptions(TypedDict, total=False):
     ack_wait: float
     retry_seconds: float
     timeout: float
-
-
-_FETCH_BATCH = 8  # messages fetched ahead: a few MB at most, kept alive by in_progress
-_HEADER_ROOM = 1024  # bytes of a message left for its headers
-DUPLICATE_WINDOW = 120.0  # seconds during which a retried publish is recognised
 
 
 class JetStreamError(ConnectionError):
